@@ -56,7 +56,9 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically (numpy/torch scalars allowed)."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    return write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    )
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
@@ -94,7 +96,11 @@ def git_commit(repo_dir: str | os.PathLike | None = None) -> str:
     cwd = Path(repo_dir) if repo_dir else Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -140,7 +146,8 @@ def provenance(
         "device": device_description(),
         "config": dict(config or {}),
         "inputs": {
-            name: {"path": str(p), "sha256": sha256_file(p)} for name, p in (inputs or {}).items()
+            name: {"path": str(p), "sha256": sha256_file(p)}
+            for name, p in (inputs or {}).items()
         },
         "seeds": seeds,
         "wall_time_s": wall_time_s,

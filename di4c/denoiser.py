@@ -30,11 +30,17 @@ class Denoiser(Protocol):
     is_mixture: bool
 
     def __call__(
-        self, x_t: Tensor, t: Tensor, lam: Tensor | None = None, cond: Tensor | None = None
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        lam: Tensor | None = None,
+        cond: Tensor | None = None,
     ) -> Tensor: ...
 
 
-def draw_lambda(batch: int, device: torch.device | str = "cpu", generator=None) -> Tensor:
+def draw_lambda(
+    batch: int, device: torch.device | str = "cpu", generator=None
+) -> Tensor:
     """Fresh lambda ~ U(0, 1), one scalar per sample (method.md §1.3)."""
     return torch.rand(batch, device=device, generator=generator)
 
@@ -46,7 +52,9 @@ def check_denoiser_inputs(x_t: Tensor, t: Tensor, lam: Tensor | None = None) -> 
     if x_t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError(f"x_t must be an integer tensor of states; got {x_t.dtype}")
     if t.shape != (x_t.shape[0],):
-        raise ValueError(f"t must have shape (B,) = ({x_t.shape[0]},); got {tuple(t.shape)}")
+        raise ValueError(
+            f"t must have shape (B,) = ({x_t.shape[0]},); got {tuple(t.shape)}"
+        )
     if lam is not None and lam.shape != (x_t.shape[0],):
         raise ValueError(
             f"lam must have shape (B,) = ({x_t.shape[0]},) or be None; got {tuple(lam.shape)}"

@@ -93,7 +93,9 @@ def _http_download(url: str, dest: Path, timeout: float = 60.0) -> None:
             if time.monotonic() - last > 10:
                 last = time.monotonic()
                 pct = f" {100 * done / int(total):.0f}%" if total else ""
-                print(f"[download] {dest.name}: {done / 2**20:.0f} MiB{pct}", flush=True)
+                print(
+                    f"[download] {dest.name}: {done / 2**20:.0f} MiB{pct}", flush=True
+                )
         if total is not None and done != int(total):
             raise OSError(f"truncated download: got {done} of {total} bytes from {url}")
 

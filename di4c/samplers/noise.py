@@ -1,0 +1,94 @@
+"""Randomness for samplers and training steps, and categorical draws.
+
+:class:`SampleRNG` keeps one generator per sample (seeded from that sample's
+seed), so a sample depends only on its own seed, whatever the batch size or
+batch composition (the EDM ``StackedRandomGenerator`` idea). :class:`BatchRNG`
+draws a whole batch from one generator (training, where batch invariance is
+not needed). Both expose ``rand(batch, *shape, dtype=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from di4c.processes.base import inverse_cdf
+
+
+class BatchRNG:
+    """One generator for a whole batch."""
+
+    def __init__(self, generator: torch.Generator | None = None, device="cpu"):
+        self.generator = generator
+        self.device = torch.device(device)
+
+    def rand(self, batch: int, *shape: int, dtype=torch.float32) -> Tensor:
+        return torch.rand(
+            (batch, *shape), generator=self.generator, dtype=dtype, device=self.device
+        )
+
+
+class SampleRNG:
+    """One generator per sample; ``rand(B, ...)`` stacks each sample's own draw."""
+
+    def __init__(self, seeds: Sequence[int], device="cpu"):
+        if len(seeds) == 0:
+            raise ValueError("seeds must name at least one sample")
+        self.seeds = [int(s) for s in seeds]
+        self.device = torch.device(device)
+        self.generators = [
+            torch.Generator(self.device).manual_seed(s) for s in self.seeds
+        ]
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def rand(self, batch: int, *shape: int, dtype=torch.float32) -> Tensor:
+        if batch != len(self.generators):
+            raise ValueError(
+                f"SampleRNG holds {len(self.generators)} seeds; asked for batch {batch}"
+            )
+        return torch.stack(
+            [
+                torch.rand(shape, generator=g, dtype=dtype, device=self.device)
+                for g in self.generators
+            ]
+        )
+
+
+def categorical(
+    probs: Tensor,
+    rng,
+    method: str = "inverse_cdf",
+    noise_dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """Draw one index per row of ``probs`` (B, D, S) -> (B, D).
+
+    ``inverse_cdf`` uses one uniform per (b, d) and a float64 cumulative sum.
+    ``gumbel`` is the exponential race argmax p / E with E = -log U, one U per
+    class, as MDLM's ancestral sampler; ``noise_dtype`` sets its precision
+    (float64 avoids the truncated-tail bias of 32-bit Gumbel noise, method.md
+    pitfall 17).
+    """
+    if probs.dim() != 3:
+        raise ValueError(f"probs must have shape (B, D, S); got {tuple(probs.shape)}")
+    B, D, S = probs.shape
+    if method == "inverse_cdf":
+        return inverse_cdf(probs, rng.rand(B, D, 1, dtype=torch.float64))
+    if method == "gumbel":
+        u = rng.rand(B, D, S, dtype=noise_dtype)
+        expo = -torch.log(u.clamp_min(torch.finfo(noise_dtype).tiny))
+        return (probs.to(noise_dtype) / expo).argmax(-1)
+    raise ValueError(
+        f"unknown categorical method {method!r}; allowed: ['gumbel', 'inverse_cdf']"
+    )
+
+
+def gumbel(rng, batch: int, *shape: int, dtype=torch.float64) -> Tensor:
+    """Standard Gumbel noise -log(-log U)."""
+    u = rng.rand(batch, *shape, dtype=dtype).clamp(
+        torch.finfo(dtype).tiny, 1 - torch.finfo(dtype).eps
+    )
+    return -torch.log(-torch.log(u))
