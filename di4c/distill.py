@@ -1,0 +1,213 @@
+"""One evaluation of the Di4C objective on a batch of clean data (method.md §1.2-§1.3, §3.3-§5.3).
+
+Wires a teacher and a student denoiser, a forward process and the setting's
+:class:`~di4c.settings.DistillRules` into the pure loss functions of
+:mod:`di4c.loss`:
+
+1. draw times (setting rule) and x_t ~ q_t(. | x0) from *real* data;
+2. teacher marginals at x_t (K-averaged for a mixture teacher, i.e. di4c^2);
+3. student at x_t with K fresh lambdas -> (B, K, D, S), the only branch with grad;
+4. data term alpha(t) C(x0) + KL(teacher || m);
+5. distillation: per-component KL at a separate small time (CIFAR) or at x_t in
+   the distillation region (MaskGIT x20, SDTT x1);
+6. consistency: K independent teacher one-steps t -> u, the student at each x_u
+   with its own lambda under stop-grad (train or eval mode per setting), one
+   sample y_i per copy, then M(P) + mean_i C(y_i).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from di4c.loss import (
+    alpha_sigmoid,
+    consistency_loss,
+    data_loss,
+    distillation_loss,
+    log_marginals,
+)
+from di4c.processes.base import ForwardProcess
+from di4c.samplers.noise import BatchRNG, categorical
+from di4c.samplers.steps import analytical_step, maskgit_step, posterior_step
+from di4c.settings import TIME_SAMPLERS, DistillRules, TimeDraw
+
+
+def _analytical(process, x_t, logp, times: TimeDraw, rng, eps: float = 1e-9):
+    return analytical_step(
+        process, x_t, logp.exp(), times.t_mask, times.u_mask, rng, eps=eps
+    )
+
+
+def _ancestral(process, x_t, logp, times: TimeDraw, rng):
+    return posterior_step(process, x_t, logp.exp(), times.t_mask, times.u_mask, rng)
+
+
+def _maskgit(
+    process,
+    x_t,
+    logp,
+    times: TimeDraw,
+    rng,
+    r_delta=0.05,
+    teacher_steps=8,
+    r_temp=4.5,
+    sm_temp=1.0,
+):
+    """MaskGIT one-step of an N-step teacher at progress r (``one_step_denoise``, §4.3)."""
+    r = 1 - times.t
+    gamma_next = torch.arccos((r + r_delta).clamp(max=1)) / (math.pi / 2)
+    D = x_t.shape[1]
+    masked = (x_t == process.mask_id).sum(1)
+    k = ((1 - gamma_next) * D - (D - masked)).long().clamp(min=0)
+    k = torch.minimum(k, masked)
+    anneal = 1 - r * teacher_steps / (teacher_steps - 1)
+    return maskgit_step(logp, x_t, k, process.mask_id, rng, anneal, sm_temp, r_temp)
+
+
+TEACHER_STEPS = {
+    "analytical": _analytical,
+    "ancestral": _ancestral,
+    "maskgit": _maskgit,
+}
+
+
+@dataclass
+class LossParts:
+    total: Tensor
+    distil: float
+    data: float
+    consis: float
+    consis_cor: float
+    frac_distil_region: float
+
+
+def _rep(x: Tensor | None, k: int) -> Tensor | None:
+    return None if x is None else x.repeat_interleave(k, 0)
+
+
+@contextlib.contextmanager
+def _mode(module, train: bool):
+    """Temporarily set train/eval mode of a module-like denoiser."""
+    if not hasattr(module, "training"):
+        yield
+        return
+    was = module.training
+    module.train(train)
+    try:
+        yield
+    finally:
+        module.train(was)
+
+
+def teacher_logp_at(
+    teacher, x: Tensor, t: Tensor, K: int, rng, cond=None
+) -> tuple[Tensor, Tensor]:
+    """Teacher log-probs at x for each of K copies (B, K, D, S) and their marginals (B, D, S).
+
+    A product teacher is evaluated once and broadcast; a mixture teacher (the
+    round-1 student of di4c^2, method.md §5.4) gets K rows with fresh lambdas.
+    """
+    B = x.shape[0]
+    with torch.no_grad():
+        if getattr(teacher, "is_mixture", False):
+            out = teacher(_rep(x, K), _rep(t, K), rng.rand(B * K), _rep(cond, K))
+            per_copy = out.view(B, K, *out.shape[1:])
+            return per_copy, log_marginals(per_copy)
+        marg = teacher(x, t, None, cond)
+        return marg[:, None].expand(B, K, *marg.shape[1:]), marg
+
+
+def di4c_loss(
+    student,
+    teacher,
+    process: ForwardProcess,
+    x0: Tensor,
+    rules: DistillRules,
+    generator: torch.Generator | None = None,
+    cond: Tensor | None = None,
+) -> LossParts:
+    """The Di4C objective averaged over the batch ``x0`` (B, D); gradients reach only the student at t."""
+    if x0.dim() != 2:
+        raise ValueError(f"x0 must have shape (B, D); got {tuple(x0.shape)}")
+    B, D = x0.shape
+    K = rules.K
+    if K < 1:
+        raise ValueError(f"K must be >= 1; got {K}")
+    rng = BatchRNG(generator, x0.device)
+    times = TIME_SAMPLERS[rules.time_sampler](B, generator, **rules.time_kwargs)
+    times = TimeDraw(*(v.to(x0.device) for v in vars(times).values()))
+    x_t = process.sample_forward(x0, times.t_mask, generator)
+
+    teacher_rep, teacher_marg = teacher_logp_at(teacher, x_t, times.t, K, rng, cond)
+    logp = student(_rep(x_t, K), _rep(times.t, K), rng.rand(B * K), _rep(cond, K))
+    logp = logp.view(B, K, *logp.shape[1:])
+
+    alpha = alpha_sigmoid(times.t, rules.alpha_const)
+    data = data_loss(logp, x0, teacher_marg, alpha, rules.use_cv)
+
+    zeros = torch.zeros(B, device=x0.device)
+    if rules.distil_mode == "separate":
+        u = torch.rand(B * K, generator=generator).to(x0.device)
+        coin = torch.randint(0, 2, (B * K,), generator=generator).to(x0.device)
+        delta = rules.distil_min_time + coin * u * rules.distil_max_time
+        x_d = process.sample_forward(_rep(x0, K), delta, generator)
+        with torch.no_grad():
+            lam_t = rng.rand(B * K) if getattr(teacher, "is_mixture", False) else None
+            t_d = teacher(x_d, delta, lam_t, _rep(cond, K))
+        s_d = student(x_d, delta, rng.rand(B * K), _rep(cond, K))
+        distil = distillation_loss(
+            t_d.view(B, K, *t_d.shape[1:]), s_d.view(B, K, *s_d.shape[1:])
+        )
+        distil_on = torch.ones(B, dtype=torch.bool, device=x0.device)
+        consis_on = distil_on
+    elif rules.distil_mode == "region":
+        distil_on = times.distil
+        consis_on = ~distil_on
+        distil = distillation_loss(teacher_marg, logp) if distil_on.any() else zeros
+    else:
+        raise ValueError(
+            f"unknown distil_mode {rules.distil_mode!r}; allowed: ['region', 'separate']"
+        )
+
+    consis = zeros.clone()
+    consis_cor = 0.0
+    idx = consis_on.nonzero().squeeze(1)
+    if idx.numel():
+        b = idx.numel()
+        sub_times = TimeDraw(*(v[idx] for v in vars(times).values())).repeat(K)
+        x_t_rep = _rep(x_t[idx], K)
+        t_logp = teacher_rep[idx].reshape(b * K, *teacher_rep.shape[2:])
+        step = TEACHER_STEPS[rules.teacher_step]
+        with torch.no_grad():
+            x_u = step(
+                process, x_t_rep, t_logp, sub_times, rng, **rules.teacher_step_kwargs
+            )
+            with _mode(student, rules.target_train_mode):
+                target = student(
+                    x_u,
+                    sub_times.u,
+                    rng.rand(b * K),
+                    _rep(cond[idx] if cond is not None else None, K),
+                )
+            pi = target.exp().view(b, K, *target.shape[1:])
+            y = categorical(pi.reshape(b * K, *pi.shape[2:]), rng).view(b, K, -1)
+        c = consistency_loss(logp[idx], pi, y, rules.use_cv)
+        consis = consis.index_put((idx,), c)
+        consis_cor = float(c.mean().detach())
+
+    total = (
+        rules.distil_weight * distil * distil_on + data + consis * consis_on
+    ).mean()
+    return LossParts(
+        total=total,
+        distil=float((distil * distil_on).mean().detach()),
+        data=float(data.mean().detach()),
+        consis=float(consis.mean().detach()),
+        consis_cor=consis_cor,
+        frac_distil_region=float(distil_on.float().mean()),
+    )
