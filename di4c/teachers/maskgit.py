@@ -1,0 +1,776 @@
+"""MaskGIT ImageNet-256 weights: published files, checkpoint containers, loaders.
+
+Setting B of the paper (Sec. 5.2; method.md §4): a MaskGIT-pytorch transformer
+teacher on VQGAN f16 tokens, and the Di4C student that adds a lambda token.
+This module knows the files and their containers (method.md §4.6;
+``/work/shared/reference/manifests/README.md``):
+
+- transformer ``.pth`` (teacher ``MaskGIT_ImageNet_256.pth`` and Di4C student
+  files such as ``maskgit-di4c-d.pth``): a ``torch.save``d dict with ``iter``,
+  ``global_epoch``, ``model_state_dict`` (bare MaskTransformer keys) and
+  ``optimizer_state_dict`` (AdamW);
+- VQGAN Lightning ``last.ckpt``: the VQModel keys under ``state_dict``; any
+  ``loss.*`` entries are ignored; the rest is Lightning bookkeeping;
+- VQGAN ``model.yaml``: ``model.params`` holds the VQModel arguments.
+
+The authors load everything with ``strict=False``, which would silently accept a
+wrong file. The loaders here accept exactly the differences the authors' flow
+produces (``latent_projection.*`` absent when a student starts from the teacher
+file; ``loss.*`` present in a VQGAN file) and raise
+:class:`CheckpointFormatError`, naming the file, for anything else.
+
+:class:`MaskGITDenoiser` adapts a network to the suite's
+:class:`di4c.denoiser.Denoiser` convention.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+
+from di4c.artifacts import atomic_path, save_torch
+from di4c.denoiser import check_denoiser_inputs, draw_lambda
+from di4c.download import RemoteFile, fetch
+from di4c.networks.maskgit import (
+    PAPER_STUDENT_CONFIG,
+    PAPER_TEACHER_CONFIG,
+    MaskGITConfig,
+    MaskTransformer,
+)
+from di4c.networks.vqgan import VQGANConfig, VQModel
+from di4c.samplers.confidence import UNCOND
+
+__all__ = [
+    "CONFIG_KEY_STUDENT",
+    "CONFIG_KEY_TEACHER",
+    "CONFIG_KEY_VQGAN_CKPT",
+    "CONFIG_KEY_VQGAN_YAML",
+    "HF_REPO",
+    "HF_REVISION",
+    "STUDENT_FILE",
+    "TEACHER_FILE",
+    "VQGAN_CKPT_FILE",
+    "VQGAN_YAML_FILE",
+    "CheckpointFormatError",
+    "MaskGITDenoiser",
+    "TransformerCheckpoint",
+    "init_student_from_teacher",
+    "load_student",
+    "load_teacher",
+    "load_vqgan",
+    "read_transformer_checkpoint",
+    "read_vqgan_checkpoint",
+    "read_vqgan_yaml",
+    "save_transformer_checkpoint",
+    "save_vqgan_checkpoint",
+    "student_from_checkpoint",
+    "teacher_from_checkpoint",
+    "vqgan_from_files",
+    "write_vqgan_yaml",
+]
+
+# ---------------------------------------------------------------- published files
+HF_REPO = "llvictorll/Maskgit-pytorch"
+# The authors' download_models.py pins no revision, and a commit hash cannot be
+# resolved offline. "main" follows the branch head: users who need bit-exact
+# inputs should replace it with a commit hash of the Hugging Face repo.
+HF_REVISION = "main"
+ZENODO_RECORD = 15124163
+
+CONFIG_KEY_TEACHER = "maskgit.teacher_ckpt"
+CONFIG_KEY_VQGAN_CKPT = "maskgit.vqgan_ckpt"
+CONFIG_KEY_VQGAN_YAML = "maskgit.vqgan_yaml"
+CONFIG_KEY_STUDENT = "maskgit.student_ckpt"
+
+TEACHER_FILE = RemoteFile(
+    name="maskgit_MaskGIT_ImageNet_256.pth",
+    hf_repo=HF_REPO,
+    hf_filename="pretrained_maskgit/MaskGIT/MaskGIT_ImageNet_256.pth",
+    hf_revision=HF_REVISION,
+    sha256=None,
+    config_key=CONFIG_KEY_TEACHER,
+    size_hint="~0.7 GB of weights plus optimizer state",
+)
+VQGAN_CKPT_FILE = RemoteFile(
+    name="maskgit_vqgan_last.ckpt",
+    hf_repo=HF_REPO,
+    hf_filename="pretrained_maskgit/VQGAN/last.ckpt",
+    hf_revision=HF_REVISION,
+    sha256=None,
+    config_key=CONFIG_KEY_VQGAN_CKPT,
+    size_hint="~0.3 GB of weights plus Lightning state",
+)
+VQGAN_YAML_FILE = RemoteFile(
+    name="maskgit_vqgan_model.yaml",
+    hf_repo=HF_REPO,
+    hf_filename="pretrained_maskgit/VQGAN/model.yaml",
+    hf_revision=HF_REVISION,
+    sha256=None,
+    config_key=CONFIG_KEY_VQGAN_YAML,
+    size_hint="a few KB",
+)
+STUDENT_FILE = RemoteFile(
+    name="maskgit-di4c-d.pth",
+    url=(
+        f"https://zenodo.org/records/{ZENODO_RECORD}/files/maskgit-di4c-d.pth"
+        "?download=1"
+    ),
+    sha256=None,
+    config_key=CONFIG_KEY_STUDENT,
+    size_hint="~0.7 GB of weights plus optimizer state",
+)
+
+_TRANSFORMER_TOP_KEYS = (
+    "iter",
+    "global_epoch",
+    "model_state_dict",
+    "optimizer_state_dict",
+)
+_TRANSFORMER_SIGNATURE = ("pos_emb", "bias", "tok_emb.weight")
+_STUDENT_ONLY_PREFIX = "latent_projection."
+_VQGAN_SIGNATURE = ("quantize.embedding.weight", "quant_conv.weight")
+_VQGAN_IGNORED_PREFIX = "loss."
+# Authors' optimiser for MaskGIT training (Trainer.get_optim; method.md §4.3).
+_ADAMW_KW = {"lr": 1e-5, "betas": (0.9, 0.96), "weight_decay": 1e-5}
+
+
+class CheckpointFormatError(ValueError):
+    """A file is unreadable, truncated, or not the container/network expected."""
+
+
+# ---------------------------------------------------------------- low-level reading
+class _Unresolved:
+    """Stand-in for a pickled class whose package is not installed.
+
+    Lightning checkpoints reference e.g. callback classes of pytorch_lightning
+    and OmegaConf containers; only ``state_dict`` is needed, so such objects are
+    rebuilt as inert placeholders instead of failing the whole load.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["_state"] = state
+
+
+class _LenientUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            return type(name, (_Unresolved,), {"__module__": module})
+
+
+_lenient_pickle = types.SimpleNamespace(
+    __name__="di4c_lenient_pickle",
+    Unpickler=_LenientUnpickler,
+    load=lambda f, **kw: _LenientUnpickler(f, **kw).load(),
+)
+
+
+def _torch_load(path: str | os.PathLike, what: str, trust_pickle: bool) -> Any:
+    """``torch.load`` on CPU with errors that name the file and the problem.
+
+    Tries ``weights_only=True`` (memory-mapped when possible) first. Lightning
+    checkpoints pickle Python objects (callback classes, hyper-parameters) that
+    the weights-only unpickler refuses; those are read with full unpickling only
+    when ``trust_pickle`` (the pinned published files), since unpickling can run
+    code from the file. Classes of packages that are not installed (e.g.
+    pytorch_lightning, omegaconf) become inert placeholders.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointFormatError(f"{path}: {what} file is empty")
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust_pickle:
+            raise CheckpointFormatError(
+                f"{path}: {what} holds pickled Python objects that the weights-only "
+                f"loader refuses ({e}); pass trust_pickle=True only for a file from "
+                "a trusted source"
+            ) from e
+    except Exception as e:
+        raise CheckpointFormatError(
+            f"{path}: {what} could not be read as a torch checkpoint (truncated or "
+            f"corrupt file?): {type(e).__name__}: {e}"
+        ) from e
+    try:
+        return torch.load(
+            path, map_location="cpu", weights_only=False, pickle_module=_lenient_pickle
+        )
+    except Exception as e:
+        raise CheckpointFormatError(
+            f"{path}: {what} could not be unpickled: {type(e).__name__}: {e}"
+        ) from e
+
+
+def _guess_family(obj: Mapping) -> str:
+    if "model_state_dict" in obj:
+        return "a MaskGIT transformer .pth"
+    if "state_dict" in obj:
+        return "a Lightning checkpoint (such as the VQGAN last.ckpt)"
+    if "model" in obj and "n_iter" in obj:
+        return "a tauLDR checkpoint"
+    return "an unknown container"
+
+
+def _check_tensor_map(sd: Any, path: Path, what: str) -> dict[str, Tensor]:
+    if not isinstance(sd, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in sd.items()
+    ):
+        raise CheckpointFormatError(
+            f"{path}: {what} is not a mapping of name -> tensor"
+        )
+    sd = dict(sd)
+    if sd and all(k.startswith("module.") for k in sd):  # a DDP-wrapped save
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
+    return sd
+
+
+def _build_and_load(
+    factory: Callable[[], nn.Module],
+    sd: Mapping[str, Tensor],
+    source: str,
+    allow_missing_prefix: str | None = None,
+) -> nn.Module:
+    """Build ``factory()`` and load ``sd`` non-strictly, tolerating only the
+    expected missing keys (``allow_missing_prefix``) and nothing unexpected.
+
+    Keys and shapes are checked on a meta-device copy first, so a wrong file
+    fails before the real network is allocated.
+    """
+    with torch.device("meta"):
+        probe = factory()
+    own = probe.state_dict()
+    bad_shape = [
+        f"{k}: file {tuple(sd[k].shape)} vs network {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in sd and tuple(sd[k].shape) != tuple(v.shape)
+    ]
+    if bad_shape:
+        raise CheckpointFormatError(
+            f"{source}: {len(bad_shape)} tensor shapes do not match the network "
+            f"config (first: {bad_shape[:3]}); build the network with the config "
+            "the file was trained with"
+        )
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    bad_missing = [
+        k
+        for k in missing
+        if allow_missing_prefix is None or not k.startswith(allow_missing_prefix)
+    ]
+    if bad_missing or unexpected:
+        raise CheckpointFormatError(
+            f"{source}: does not match {type(probe).__name__}: {len(bad_missing)} "
+            f"missing keys (first: {bad_missing[:5]}), {len(unexpected)} unexpected "
+            f"keys (first: {unexpected[:5]})"
+        )
+    net = factory()
+    net.load_state_dict(sd, strict=False)
+    return net
+
+
+# ---------------------------------------------------------------- transformer .pth
+@dataclass
+class TransformerCheckpoint:
+    """Content of a MaskGIT transformer ``.pth`` (Trainer.save_network format)."""
+
+    state_dict: dict[str, Tensor]
+    iter: int | None
+    global_epoch: int | None
+    optimizer_state_dict: Any
+    path: Path | None = None
+
+    @property
+    def is_student(self) -> bool:
+        """True when the weights include the Di4C ``latent_projection``."""
+        return any(k.startswith(_STUDENT_ONLY_PREFIX) for k in self.state_dict)
+
+
+def read_transformer_checkpoint(
+    path: str | os.PathLike, *, trust_pickle: bool = True
+) -> TransformerCheckpoint:
+    """Read a transformer ``.pth`` dict; raise naming the file if it is not one."""
+    path = Path(path)
+    obj = _torch_load(path, "MaskGIT transformer checkpoint", trust_pickle)
+    if not isinstance(obj, Mapping):
+        raise CheckpointFormatError(
+            f"{path}: expected a dict with keys {list(_TRANSFORMER_TOP_KEYS)}; got a "
+            f"{type(obj).__name__}"
+        )
+    if "model_state_dict" not in obj:
+        raise CheckpointFormatError(
+            f"{path}: not a MaskGIT transformer checkpoint: no 'model_state_dict' "
+            f"entry (top-level keys {sorted(map(str, obj))[:8]}; this looks like "
+            f"{_guess_family(obj)})"
+        )
+    sd = _check_tensor_map(obj["model_state_dict"], path, "'model_state_dict'")
+    absent = [k for k in _TRANSFORMER_SIGNATURE if k not in sd]
+    if absent:
+        raise CheckpointFormatError(
+            f"{path}: 'model_state_dict' is not a MaskTransformer state_dict "
+            f"(missing {absent}; first keys {list(sd)[:5]})"
+        )
+    return TransformerCheckpoint(
+        state_dict=sd,
+        iter=obj.get("iter"),
+        global_epoch=obj.get("global_epoch"),
+        optimizer_state_dict=obj.get("optimizer_state_dict"),
+        path=path,
+    )
+
+
+def _as_checkpoint(
+    src: str | os.PathLike | TransformerCheckpoint,
+) -> TransformerCheckpoint:
+    if isinstance(src, TransformerCheckpoint):
+        return src
+    return read_transformer_checkpoint(src)
+
+
+def _to(net: nn.Module, device: torch.device | str | None) -> nn.Module:
+    if device is not None:
+        net = net.to(device)
+    return net.eval()
+
+
+def teacher_from_checkpoint(
+    src: str | os.PathLike | TransformerCheckpoint,
+    config: MaskGITConfig | None = None,
+    *,
+    device: torch.device | str | None = None,
+) -> MaskTransformer:
+    """Teacher network (eval mode) from a transformer ``.pth``.
+
+    A file holding ``latent_projection.*`` (a Di4C student) is refused: a teacher
+    network would silently drop its lambda path.
+    """
+    ckpt = _as_checkpoint(src)
+    cfg = (config or PAPER_TEACHER_CONFIG).as_teacher()
+    if ckpt.is_student:
+        raise CheckpointFormatError(
+            f"{ckpt.path}: holds a Di4C student (latent_projection.*); load it with "
+            "student_from_checkpoint, not as a teacher"
+        )
+    net = _build_and_load(lambda: MaskTransformer(cfg), ckpt.state_dict, str(ckpt.path))
+    return _to(net, device)
+
+
+def student_from_checkpoint(
+    src: str | os.PathLike | TransformerCheckpoint,
+    config: MaskGITConfig | None = None,
+    *,
+    device: torch.device | str | None = None,
+) -> MaskTransformer:
+    """Di4C student (eval mode) from a student ``.pth`` (all keys required)."""
+    ckpt = _as_checkpoint(src)
+    cfg = (config or PAPER_STUDENT_CONFIG).as_student()
+    if not ckpt.is_student:
+        raise CheckpointFormatError(
+            f"{ckpt.path}: has no latent_projection.* entries, so it is a teacher "
+            "file; use init_student_from_teacher to start a student from it"
+        )
+    net = _build_and_load(lambda: MaskTransformer(cfg), ckpt.state_dict, str(ckpt.path))
+    return _to(net, device)
+
+
+def init_student_from_teacher(
+    src: str | os.PathLike | TransformerCheckpoint,
+    config: MaskGITConfig | None = None,
+    *,
+    seed: int | None = None,
+    device: torch.device | str | None = None,
+) -> MaskTransformer:
+    """Student initialised as the authors do (method.md §4.2, pitfall 12).
+
+    Builds a student (fresh torch default init, seeded by ``seed`` without
+    touching the global RNG when given), then loads the teacher file
+    non-strictly: every teacher tensor is copied and ``latent_projection.*``
+    keeps its random initialisation (not zero, so the student already differs
+    from the teacher). Returned in eval mode; call ``.train()`` to train.
+    """
+    ckpt = _as_checkpoint(src)
+    cfg = (config or PAPER_STUDENT_CONFIG).as_student()
+    if ckpt.is_student:
+        raise CheckpointFormatError(
+            f"{ckpt.path}: already a Di4C student; use student_from_checkpoint"
+        )
+
+    def factory() -> MaskTransformer:
+        if seed is None:
+            return MaskTransformer(cfg)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return MaskTransformer(cfg)
+
+    net = _build_and_load(
+        factory, ckpt.state_dict, str(ckpt.path), _STUDENT_ONLY_PREFIX
+    )
+    return _to(net, device)
+
+
+def save_transformer_checkpoint(
+    path: str | os.PathLike,
+    model: MaskTransformer,
+    *,
+    iter: int = 0,
+    global_epoch: int = 0,
+    optimizer_state_dict: Any = None,
+) -> Path:
+    """Write ``model`` in the authors' transformer ``.pth`` format (atomically).
+
+    Without ``optimizer_state_dict`` a fresh AdamW state over ``model``'s
+    parameters (the authors' hyper-parameters) is stored, so the file has the
+    same four entries as theirs.
+    """
+    if optimizer_state_dict is None:
+        optimizer_state_dict = torch.optim.AdamW(
+            model.parameters(), **_ADAMW_KW
+        ).state_dict()
+    sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return save_torch(
+        path,
+        {
+            "iter": int(iter),
+            "global_epoch": int(global_epoch),
+            "model_state_dict": sd,
+            "optimizer_state_dict": optimizer_state_dict,
+        },
+    )
+
+
+# ---------------------------------------------------------------- VQGAN files
+def read_vqgan_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Return ``model.params`` of a taming/MaskGIT VQGAN ``model.yaml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"VQGAN model.yaml not found: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise CheckpointFormatError(f"{path}: not valid YAML: {e}") from e
+    model = doc.get("model") if isinstance(doc, Mapping) else None
+    if not isinstance(model, Mapping) or not isinstance(model.get("params"), Mapping):
+        raise CheckpointFormatError(
+            f"{path}: expected a VQGAN config with a 'model.params' mapping"
+        )
+    target = str(model.get("target", "VQModel"))
+    if target.rsplit(".", 1)[-1] != "VQModel":
+        raise CheckpointFormatError(
+            f"{path}: model.target is {target!r}; only VQModel is supported"
+        )
+    return dict(model["params"])
+
+
+def write_vqgan_yaml(path: str | os.PathLike, config: VQGANConfig) -> Path:
+    """Write a ``model.yaml`` that :func:`read_vqgan_yaml` (and the authors' code,
+    which needs a ``lossconfig`` entry but never builds it) read back."""
+    params = config.to_params()
+    params["lossconfig"] = {"target": "taming.modules.losses.vqperceptual.DummyLoss"}
+    doc = {"model": {"target": "taming.models.vqgan.VQModel", "params": params}}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def read_vqgan_checkpoint(
+    path: str | os.PathLike, *, trust_pickle: bool = True
+) -> dict[str, Tensor]:
+    """VQModel weights from a Lightning ``last.ckpt``, ``loss.*`` entries removed."""
+    path = Path(path)
+    obj = _torch_load(path, "VQGAN Lightning checkpoint", trust_pickle)
+    if not isinstance(obj, Mapping) or "state_dict" not in obj:
+        found = sorted(map(str, obj))[:8] if isinstance(obj, Mapping) else type(obj)
+        family = _guess_family(obj) if isinstance(obj, Mapping) else "not a dict"
+        raise CheckpointFormatError(
+            f"{path}: not a VQGAN Lightning checkpoint: no 'state_dict' entry "
+            f"(found {found}; this looks like {family})"
+        )
+    sd = _check_tensor_map(obj["state_dict"], path, "'state_dict'")
+    sd = {k: v for k, v in sd.items() if not k.startswith(_VQGAN_IGNORED_PREFIX)}
+    absent = [k for k in _VQGAN_SIGNATURE if k not in sd]
+    if absent:
+        raise CheckpointFormatError(
+            f"{path}: 'state_dict' is not a VQModel state_dict (missing {absent})"
+        )
+    return sd
+
+
+def vqgan_from_files(
+    ckpt_path: str | os.PathLike,
+    yaml_path: str | os.PathLike | None = None,
+    *,
+    config: VQGANConfig | None = None,
+    device: torch.device | str | None = None,
+) -> VQModel:
+    """VQGAN (eval mode) from ``model.yaml`` (or ``config``) and ``last.ckpt``."""
+    if config is None:
+        if yaml_path is None:
+            raise ValueError("vqgan_from_files needs yaml_path or config")
+        params = read_vqgan_yaml(yaml_path)
+        try:
+            config = VQGANConfig.from_params(params)
+        except (ValueError, NotImplementedError) as e:
+            raise CheckpointFormatError(f"{yaml_path}: {e}") from e
+    sd = read_vqgan_checkpoint(ckpt_path)
+    net = _build_and_load(lambda: VQModel(config), sd, str(ckpt_path))
+    return _to(net, device)
+
+
+def save_vqgan_checkpoint(
+    path: str | os.PathLike,
+    model: VQModel,
+    *,
+    epoch: int = 0,
+    global_step: int = 0,
+    extra_state: Mapping[str, Tensor] | None = None,
+) -> Path:
+    """Write ``model`` as a Lightning-1.0.8-style ``last.ckpt`` (atomically).
+
+    ``extra_state`` adds entries to ``state_dict`` (e.g. ``loss.*`` tensors of a
+    taming training run, which loaders ignore).
+    """
+    sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    sd.update(extra_state or {})
+    return save_torch(
+        path,
+        {
+            "epoch": int(epoch),
+            "global_step": int(global_step),
+            "pytorch-lightning_version": "1.0.8",
+            "callbacks": {},
+            "optimizer_states": [],
+            "lr_schedulers": [],
+            "state_dict": sd,
+        },
+    )
+
+
+# ---------------------------------------------------------------- fetch + build
+def _local(
+    local_paths: Mapping[str, Any] | str | os.PathLike | None,
+    key: str,
+    default_name: str | None = None,
+):
+    """A user's local copy for config ``key``: a mapping entry, or a single
+    path (a directory is joined with ``default_name``, as the authors do)."""
+    if local_paths is None:
+        return None
+    if isinstance(local_paths, Mapping):
+        return local_paths.get(key)
+    p = Path(local_paths)
+    if p.is_dir() and default_name:
+        return p / default_name
+    return p
+
+
+def load_teacher(
+    local_paths: Mapping[str, Any] | str | os.PathLike | None = None,
+    *,
+    config: MaskGITConfig | None = None,
+    device: torch.device | str | None = None,
+    remote: RemoteFile = TEACHER_FILE,
+) -> MaskTransformer:
+    """The published MaskGIT ImageNet-256 teacher (eval mode).
+
+    ``local_paths``: None (cache or download), a path to the ``.pth`` (a
+    directory gets ``MaskGIT_ImageNet_256.pth`` appended), or a mapping with key
+    ``maskgit.teacher_ckpt``. Offline and uncached raises
+    :class:`di4c.download.MissingWeightsError` naming that key.
+    """
+    name = Path(TEACHER_FILE.hf_filename or "").name
+    path = fetch(remote, _local(local_paths, remote.config_key, name))
+    return teacher_from_checkpoint(path, config, device=device)
+
+
+def load_student(
+    local_paths: Mapping[str, Any] | str | os.PathLike | None = None,
+    *,
+    config: MaskGITConfig | None = None,
+    device: torch.device | str | None = None,
+    remote: RemoteFile = STUDENT_FILE,
+) -> MaskTransformer:
+    """The published Di4C-d MaskGIT student (Zenodo record 15124163; eval mode).
+
+    ``local_paths``: None, a ``.pth`` path (a directory gets ``current.pth``
+    appended, as in the authors' resume logic), or a mapping with key
+    ``maskgit.student_ckpt``.
+    """
+    path = fetch(remote, _local(local_paths, remote.config_key, "current.pth"))
+    return student_from_checkpoint(path, config, device=device)
+
+
+def load_vqgan(
+    local_paths: Mapping[str, Any] | str | os.PathLike | None = None,
+    *,
+    config: VQGANConfig | None = None,
+    device: torch.device | str | None = None,
+    remote_ckpt: RemoteFile = VQGAN_CKPT_FILE,
+    remote_yaml: RemoteFile = VQGAN_YAML_FILE,
+) -> VQModel:
+    """The VQGAN tokenizer MaskGIT uses (eval mode).
+
+    ``local_paths``: None, the VQGAN folder holding ``last.ckpt`` and
+    ``model.yaml`` (the authors' ``vqgan_folder``), or a mapping with keys
+    ``maskgit.vqgan_ckpt`` / ``maskgit.vqgan_yaml``. With ``config`` given the
+    yaml is not needed.
+    """
+    if local_paths is not None and not isinstance(local_paths, Mapping):
+        folder = Path(local_paths)
+        if not folder.is_dir():
+            raise ValueError(
+                f"load_vqgan: local_paths must be the VQGAN folder or a mapping of "
+                f"config keys; {folder} is not a directory"
+            )
+        local_paths = {
+            remote_ckpt.config_key: folder / "last.ckpt",
+            remote_yaml.config_key: folder / "model.yaml",
+        }
+    yaml_path = None
+    if config is None:
+        yaml_path = fetch(remote_yaml, _local(local_paths, remote_yaml.config_key))
+    ckpt_path = fetch(remote_ckpt, _local(local_paths, remote_ckpt.config_key))
+    return vqgan_from_files(ckpt_path, yaml_path, config=config, device=device)
+
+
+# ---------------------------------------------------------------- suite denoiser
+def cfg_pair_inputs(
+    x_t: Tensor, cond: Tensor, lam: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Batched inputs for one classifier-free-guidance pass (method.md §4.1).
+
+    Returns ``(x, labels, drop, lam)`` of batch 2B: the conditional half first
+    (labels kept), then the unconditional half (labels dropped), with the SAME
+    lambda in both halves (pitfall 21).
+    """
+    b = x_t.shape[0]
+    drop = torch.zeros(2 * b, dtype=torch.bool, device=x_t.device)
+    drop[b:] = True
+    lam2 = None if lam is None else torch.cat([lam, lam], dim=0)
+    return torch.cat([x_t, x_t], 0), torch.cat([cond, cond], 0), drop, lam2
+
+
+class MaskGITDenoiser:
+    """A :class:`MaskTransformer` in the suite's denoiser convention.
+
+    ``den(x_t, t, lam=None, cond=None) -> log p(x0^d = v | x_t)`` with
+
+    - ``x_t``: LongTensor (B, 256) of code ids, the mask id ``codebook_size``
+      (1024) marking masked positions;
+    - ``t``: (B,) diffusion time, checked for shape but UNUSED: the MaskGIT
+      network has no time input (method.md §4.1);
+    - ``lam``: (B,) lambda for a Di4C student (drawn U(0, 1) per sample when
+      None); ignored by a teacher;
+    - ``cond``: LongTensor (B,) class labels in [0, nclass]; the value
+      ``nclass`` (1000, :attr:`null_label`) selects the dropped-label token,
+      i.e. the unconditional model; None means unconditional for all samples.
+
+    Returns float32 log-probabilities of shape (B, 256, 1025). The class axis
+    has 1025 entries: the 1024 codes plus the mask class (index 1024), normalised
+    jointly over all 1025. This is the distribution the authors' Di4C loss
+    (KLs and log-likelihoods over 1025 classes incl. the mask class, method.md
+    §4.3) and their sampler use; the mask class gets non-zero probability and
+    the authors clamp final codes to [0, 1023] before decoding.
+    """
+
+    def __init__(
+        self, net: MaskTransformer, *, generator: torch.Generator | None = None
+    ):
+        if not isinstance(net, MaskTransformer):
+            raise TypeError(f"net must be a MaskTransformer; got {type(net).__name__}")
+        self.net = net
+        cfg = net.config
+        self.num_classes = cfg.num_out_classes
+        self.is_mixture = cfg.is_student
+        self.mask_id = cfg.mask_id
+        self.null_label = cfg.null_label
+        self.num_tokens = cfg.num_tokens
+        self.generator = generator
+
+    def _lam(self, x_t: Tensor, lam: Tensor | None) -> Tensor | None:
+        if not self.is_mixture:
+            return None
+        if lam is None:
+            return draw_lambda(x_t.shape[0], x_t.device, self.generator)
+        return lam
+
+    def _labels(self, x_t: Tensor, cond: Tensor | None) -> Tensor:
+        b = x_t.shape[0]
+        if cond is None:
+            return torch.full(
+                (b,), self.null_label, dtype=torch.long, device=x_t.device
+            )
+        if cond.shape != (b,):
+            raise ValueError(
+                f"cond must have shape (B,) = ({b},); got {tuple(cond.shape)}"
+            )
+        cond = torch.where(cond == UNCOND, self.null_label, cond)
+        if bool(((cond < 0) | (cond > self.null_label)).any()):
+            raise ValueError(
+                f"cond labels must lie in [0, {self.null_label}] ({self.null_label} "
+                f"or {UNCOND} = unconditional)"
+            )
+        return cond.long()
+
+    def logits(
+        self, x_t: Tensor, lam: Tensor | None = None, cond: Tensor | None = None
+    ) -> Tensor:
+        """Raw network logits (B, 256, 1025); ``lam`` drawn for a student if None."""
+        labels = self._labels(x_t, cond)
+        return self.net(x_t, labels, labels == self.null_label, self._lam(x_t, lam))
+
+    def __call__(
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        lam: Tensor | None = None,
+        cond: Tensor | None = None,
+    ) -> Tensor:
+        check_denoiser_inputs(x_t, t, lam)
+        return F.log_softmax(self.logits(x_t, lam, cond).float(), dim=-1)
+
+    def cfg_logits(
+        self, x_t: Tensor, cond: Tensor, lam: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Conditional and unconditional logits from ONE batched pass.
+
+        For a student the same lambda (drawn once if None) is used in both
+        halves, as the authors' sampler does (method.md §4.1, pitfall 21).
+        """
+        labels = self._labels(x_t, cond)
+        x2, y2, drop2, lam2 = cfg_pair_inputs(x_t, labels, self._lam(x_t, lam))
+        out = self.net(x2, y2, drop2, lam2)
+        return out[: x_t.shape[0]], out[x_t.shape[0] :]
+
+    def guided_logits(
+        self, x_t: Tensor, cond: Tensor, w: float | Tensor, lam: Tensor | None = None
+    ) -> Tensor:
+        """``(1 + w) * l_cond - w * l_uncond``; ``w`` a float or (B,) tensor."""
+        lc, lu = self.cfg_logits(x_t, cond, lam)
+        if isinstance(w, Tensor):
+            w = w.reshape(-1, 1, 1).to(lc.dtype)
+        return (1 + w) * lc - w * lu
