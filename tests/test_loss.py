@@ -38,7 +38,12 @@ def _all_x(d=D, s=S):
 def _joint(probs_kds):
     """Full joint over S^D of each product component, (K, S^D)."""
     xs = _all_x(probs_kds.shape[1], probs_kds.shape[2])
-    return torch.stack([probs_kds[k, torch.arange(xs.shape[1]), xs].prod(-1) for k in range(probs_kds.shape[0])])
+    return torch.stack(
+        [
+            probs_kds[k, torch.arange(xs.shape[1]), xs].prod(-1)
+            for k in range(probs_kds.shape[0])
+        ]
+    )
 
 
 def test_mixture_likelihood_and_marginals_by_enumeration():
@@ -86,7 +91,15 @@ def test_consistency_expectation_by_enumeration():
         for use_cv in (True, False):
             exp_val = 0.0
             # enumerate every y_i for every copy i: the loss is additive over i
-            Mterm = float(marginal_term(pi[b : b + 1].mean(1), log_marginals(lp[b : b + 1]))[0]) if use_cv else 0.0
+            Mterm = (
+                float(
+                    marginal_term(pi[b : b + 1].mean(1), log_marginals(lp[b : b + 1]))[
+                        0
+                    ]
+                )
+                if use_cv
+                else 0.0
+            )
             for i in range(K):
                 cvals = correlation_term(lp[b : b + 1], xs[None], use_cv)[0]
                 exp_val += float((comps_T[i] * cvals).sum()) / K
@@ -109,24 +122,44 @@ def test_k1_reduces_to_product_kl():
     lp = _logp(3, k=1)
     pi = _logp(4, k=1).exp()
     g = torch.Generator().manual_seed(0)
-    y = torch.stack([torch.multinomial(pi[b, 0], 1, generator=g)[:, 0] for b in range(B)])[:, None]
-    assert torch.allclose(correlation_term(lp, y), torch.zeros(B, 1, dtype=F64), atol=1e-12)
+    y = torch.stack(
+        [torch.multinomial(pi[b, 0], 1, generator=g)[:, 0] for b in range(B)]
+    )[:, None]
+    assert torch.allclose(
+        correlation_term(lp, y), torch.zeros(B, 1, dtype=F64), atol=1e-12
+    )
     want = (pi[:, 0] * (pi[:, 0].log() - lp[:, 0])).sum((-1, -2))
     assert torch.allclose(consistency_loss(lp, pi, y), want, atol=1e-12)
     teacher = _logp(5, k=1)[:, 0]
     x0 = y[:, 0]
-    assert torch.allclose(data_loss(lp, x0, teacher, torch.ones(B)), (teacher.exp() * (teacher - lp[:, 0])).sum((-1, -2)), atol=1e-12)
+    assert torch.allclose(
+        data_loss(lp, x0, teacher, torch.ones(B)),
+        (teacher.exp() * (teacher - lp[:, 0])).sum((-1, -2)),
+        atol=1e-12,
+    )
 
 
 def test_distillation_is_per_component_and_data_term():
     lp = _logp(6)
     teacher = _logp(7, k=1)[:, 0]
     want = torch.tensor(
-        [sum(_kl(teacher[b, d].exp(), lp[b, k, d].exp()) for k in range(K) for d in range(D)) / K for b in range(B)]
+        [
+            sum(
+                _kl(teacher[b, d].exp(), lp[b, k, d].exp())
+                for k in range(K)
+                for d in range(D)
+            )
+            / K
+            for b in range(B)
+        ]
     )
     assert torch.allclose(distillation_loss(teacher, lp), want.to(F64), atol=1e-12)
     # per-copy teacher (B, K, D, S) gives the same when all copies are equal
-    assert torch.allclose(distillation_loss(teacher[:, None].expand(B, K, D, S), lp), want.to(F64), atol=1e-12)
+    assert torch.allclose(
+        distillation_loss(teacher[:, None].expand(B, K, D, S), lp),
+        want.to(F64),
+        atol=1e-12,
+    )
     x0 = torch.tensor([[0, 1, 1], [1, 0, 0]])
     alpha = torch.tensor([0.3, 2.0], dtype=F64)
     m = log_marginals(lp)
@@ -136,16 +169,26 @@ def test_distillation_is_per_component_and_data_term():
         q_bar = math.exp(sum(float(m[b, d, x0[b, d]]) for d in range(D)))
         kl_marg = sum(_kl(teacher[b, d].exp(), m[b, d].exp()) for d in range(D))
         want_b = float(alpha[b]) * -(math.log(q[idx]) - math.log(q_bar)) + kl_marg
-        assert float(data_loss(lp, x0, teacher, alpha)[b]) == pytest.approx(want_b, abs=1e-10)
-        assert float(data_loss(lp, x0, teacher, alpha, use_cv=False)[b]) == pytest.approx(-float(alpha[b]) * math.log(q[idx]), abs=1e-10)
+        assert float(data_loss(lp, x0, teacher, alpha)[b]) == pytest.approx(
+            want_b, abs=1e-10
+        )
+        assert float(
+            data_loss(lp, x0, teacher, alpha, use_cv=False)[b]
+        ) == pytest.approx(-float(alpha[b]) * math.log(q[idx]), abs=1e-10)
 
 
 def test_loss_zero_when_student_equals_a_product_teacher():
     teacher = _logp(8, k=1)
     lp = teacher.expand(B, K, D, S)
-    assert torch.allclose(distillation_loss(teacher[:, 0], lp), torch.zeros(B, dtype=F64), atol=1e-12)
+    assert torch.allclose(
+        distillation_loss(teacher[:, 0], lp), torch.zeros(B, dtype=F64), atol=1e-12
+    )
     x0 = torch.zeros(B, D, dtype=torch.long)
-    assert torch.allclose(data_loss(lp, x0, teacher[:, 0], torch.ones(B)), torch.zeros(B, dtype=F64), atol=1e-12)
+    assert torch.allclose(
+        data_loss(lp, x0, teacher[:, 0], torch.ones(B)),
+        torch.zeros(B, dtype=F64),
+        atol=1e-12,
+    )
 
 
 def test_consistency_target_is_detached():
@@ -179,19 +222,29 @@ def test_gradients_reach_only_the_student_at_t(setting):
         rules = get_rules("cifar10", K=4)
     else:
         proc = MaskedProcess(3, "linear", dtype=F64)
-        rules = get_rules("openwebtext", K=4, time_kwargs=dict(T=1024, distil_prob=0.0, distil_delta=0.02))
+        rules = get_rules(
+            "openwebtext",
+            K=4,
+            time_kwargs=dict(T=1024, distil_prob=0.0, distil_delta=0.02),
+        )
     data = torch.full((27,), 1 / 27, dtype=F64)
     teacher = ExactPosterior(proc, data, 3)
     net = MLPDenoiser(3, proc.num_states, 3, hidden=16, mixture=True)
     torch.nn.init.normal_(net.lam_dense[0].weight, std=0.5)  # make the lambda path live
     student = _Recorder(net)
     x0 = torch.randint(0, 3, (5, 3), generator=torch.Generator().manual_seed(0))
-    parts = di4c_loss(student, teacher, proc, x0, rules, torch.Generator().manual_seed(1))
+    parts = di4c_loss(
+        student, teacher, proc, x0, rules, torch.Generator().manual_seed(1)
+    )
     grad_calls = [c for c in student.calls if c[0]]
     nograd_calls = [c for c in student.calls if not c[0]]
     assert len(nograd_calls) == 1  # the stop-grad u-branch target
-    assert nograd_calls[0][1] == rules.target_train_mode  # train mode (CIFAR) / eval (OWT)
-    assert len(grad_calls) == (2 if setting == "cifar10" else 1)  # t (and delta for CIFAR)
+    assert (
+        nograd_calls[0][1] == rules.target_train_mode
+    )  # train mode (CIFAR) / eval (OWT)
+    assert len(grad_calls) == (
+        2 if setting == "cifar10" else 1
+    )  # t (and delta for CIFAR)
     # gradient equals that of the same loss with a frozen *copy* as the u-branch target:
     parts.total.backward()
     g1 = [p.grad.clone() for p in net.parameters()]
@@ -207,18 +260,32 @@ def test_gradients_reach_only_the_student_at_t(setting):
 
         def forward(self, x, t, lam=None, cond=None):
             self.n += 1
-            target_call = (setting == "cifar10" and self.n == 3) or (setting != "cifar10" and self.n == 2)
+            target_call = (setting == "cifar10" and self.n == 3) or (
+                setting != "cifar10" and self.n == 2
+            )
             return (frozen if target_call else self.live)(x, t, lam, cond)
 
-    di4c_loss(Split(), teacher, proc, x0, rules, torch.Generator().manual_seed(1)).total.backward()
+    di4c_loss(
+        Split(), teacher, proc, x0, rules, torch.Generator().manual_seed(1)
+    ).total.backward()
     for a, p in zip(g1, net.parameters()):
         assert torch.allclose(a, p.grad, atol=1e-6)
 
 
 def test_settings_table():
-    assert SETTINGS["cifar10"].K == 16 and SETTINGS["imagenet"].K == 32 and SETTINGS["openwebtext"].K == 16
-    assert SETTINGS["imagenet"].distil_weight == 20 and SETTINGS["imagenet"].alpha_const == 0.1
-    assert SETTINGS["cifar10"].target_train_mode and not SETTINGS["openwebtext"].target_train_mode
+    assert (
+        SETTINGS["cifar10"].K == 16
+        and SETTINGS["imagenet"].K == 32
+        and SETTINGS["openwebtext"].K == 16
+    )
+    assert (
+        SETTINGS["imagenet"].distil_weight == 20
+        and SETTINGS["imagenet"].alpha_const == 0.1
+    )
+    assert (
+        SETTINGS["cifar10"].target_train_mode
+        and not SETTINGS["openwebtext"].target_train_mode
+    )
     with pytest.raises(ValueError, match="unknown distillation rule"):
         get_rules("cifar10", KK=3)
     with pytest.raises(ValueError, match="unknown setting"):

@@ -1,0 +1,20 @@
+# di4c: reproducibility DAG for "Distillation of Discrete Diffusion through
+# Dimensional Correlations" (Di4C, ICML 2025).
+#   snakemake --cores 2                                   # CPU tables (default config)
+#   snakemake --cores 2 --configfile workflows/config/smoke.yaml   # CI smoke
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "workflows/config/default.yaml"
+
+
+include: "workflows/rules/common.smk"
+include: "workflows/rules/theory.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),

@@ -1,0 +1,17 @@
+rule make_theory_table:
+    """Exact-TV theory table: Theorem 1 product samplers and Di4C students."""
+    output:
+        csv=f"{TABLES}/theory.csv",
+        png=f"{TABLES}/theory.png",
+        meta=f"{TABLES}/theory.meta.json",
+    log:
+        f"{RESULTS}/logs/theory.log",
+    conda:
+        ENV
+    threads: 2
+    params:
+        py=PY,
+        flags=cli_flags(config["theory"]),
+    shell:
+        "{params.py} -m di4c.cli.theory --out {output.csv} --threads {threads}"
+        " --log {log} {params.flags}"
