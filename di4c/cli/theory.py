@@ -36,7 +36,7 @@ def rows_to_csv(rows: list[Row]) -> str:
         d = dataclasses.asdict(r)
         for k, v in d.items():
             if isinstance(v, float):
-                d[k] = "" if v != v else f"{v:.6g}"
+                d[k] = "" if v != v else f"{v:.10g}"
         d["paper_claim"] = PAPER_CLAIM if r.model == "product_exact" else ""
         w.writerow(d)
     return buf.getvalue()
