@@ -1,0 +1,258 @@
+"""The training loop shared by Di4C distillation and mini-teacher training.
+
+- Optimiser from the setting's rules (Adam / AdamW, betas, weight decay, linear
+  warm-up then constant, as the authors), gradient clipping by global norm.
+- EMA with the authors' warm-up decay min(decay, (1 + n) / (10 + n)) (method.md §3.2).
+- Deterministic data order: the batch at step k is a function of (seed, k) only,
+  so a resumed run sees exactly the batches an uninterrupted run would.
+- Resumable: ``<out_dir>/checkpoint.pt`` (written atomically every ``ckpt_every``
+  steps) holds model, optimiser, EMA, step and the loss generator's RNG state.
+- Progress: a log line every ``log_every`` steps with rate and ETA, and
+  ``log.jsonl`` with the loss parts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from di4c.artifacts import save_torch
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    iters: int = 1000
+    batch_size: int = 8
+    optimizer: str = "adam"  # "adam" | "adamw"
+    lr: float = 2e-4
+    betas: tuple = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    ema_decay: float | None = None
+    log_every: int = 50
+    ckpt_every: int = 500
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.iters < 0 or self.batch_size < 1:
+            raise ValueError(
+                f"need iters >= 0 and batch_size >= 1; got {self.iters}, {self.batch_size}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}; allowed: {sorted(OPTIMIZERS)}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0; got {self.lr}")
+
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+class EMA:
+    """Exponential moving average of a module's parameters with the tauLDR/SDTT warm-up."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.num_updates = 0
+        self.shadow = [
+            p.detach().clone() for p in model.parameters() if p.requires_grad
+        ]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.num_updates += 1
+        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        for s, p in zip(
+            self.shadow, (p for p in model.parameters() if p.requires_grad)
+        ):
+            s.mul_(d).add_(p.detach(), alpha=1 - d)
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: nn.Module):
+        """Temporarily load the EMA weights into ``model``."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        backup = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p, s in zip(params, self.shadow):
+                p.copy_(s)
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for p, b in zip(params, backup):
+                    p.copy_(b)
+
+    def state_dict(self) -> dict:
+        return {
+            "decay": self.decay,
+            "num_updates": self.num_updates,
+            "shadow_params": self.shadow,
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.decay, self.num_updates = sd["decay"], sd["num_updates"]
+        self.shadow = [s.clone() for s in sd["shadow_params"]]
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> Tensor:
+    """Indices of the batch at ``step``: epoch-wise permutations seeded by (seed, epoch)."""
+    if n < 1:
+        raise ValueError("the training set is empty")
+    per_epoch = max(1, n // batch_size)
+    epoch, pos = divmod(step, per_epoch)
+    perm = torch.randperm(
+        n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    )
+    idx = perm[pos * batch_size : (pos + 1) * batch_size]
+    if (
+        idx.numel() < batch_size
+    ):  # fewer examples than one batch: sample with wrap-around
+        idx = perm[torch.arange(pos * batch_size, (pos + 1) * batch_size) % n]
+    return idx
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    ema: EMA | None
+    history: list[dict]
+    wall_time_s: float
+    resumed_from: int
+
+
+def _lr_lambda(warmup: int):
+    return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+
+def train(
+    model: nn.Module,
+    loss_fn: Callable[[dict, torch.Generator], object],
+    data: dict[str, Tensor],
+    cfg: TrainConfig,
+    out_dir: str | Path | None = None,
+    label: str = "train",
+    on_step: Callable[[int, nn.Module], None] | None = None,
+) -> TrainResult:
+    """Optimise ``model`` for ``cfg.iters`` steps of ``loss_fn(batch, generator)``.
+
+    ``data`` maps names (e.g. ``x0``, ``cond``) to tensors sharing the first
+    axis; each step passes the same rows of every tensor. ``loss_fn`` returns a
+    scalar tensor or an object with a ``total`` tensor (extra float fields are
+    logged). With ``out_dir`` set, the run resumes from its checkpoint if present.
+    """
+    n = next(iter(data.values())).shape[0]
+    if any(v.shape[0] != n for v in data.values()):
+        raise ValueError("all data tensors must share the first (example) axis")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt_kw = dict(lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    opt = OPTIMIZERS[cfg.optimizer](params, **opt_kw)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.warmup_steps))
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start, history = 0, []
+    ckpt = Path(out_dir) / CHECKPOINT_NAME if out_dir else None
+    log_file = Path(out_dir) / "log.jsonl" if out_dir else None
+    if ckpt and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
+        gen.set_state(state["generator"])
+        start = state["step"]
+        print(f"[{label}] resumed from step {start} ({ckpt})", flush=True)
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(step):
+        if ckpt is None:
+            return
+        save_torch(
+            ckpt,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "ema": ema.state_dict() if ema else None,
+                "generator": gen.get_state(),
+                "step": step,
+                "config": asdict(cfg),
+            },
+        )
+
+    t0 = time.time()
+    window: list[dict] = []
+    model.train()
+    for step in range(start, cfg.iters):
+        idx = batch_indices(n, cfg.batch_size, step, cfg.seed)
+        batch = {k: v[idx] for k, v in data.items()}
+        out = loss_fn(batch, gen)
+        loss = out if torch.is_tensor(out) else out.total
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"[{label}] non-finite loss {float(loss)} at step {step}; lower the learning "
+                "rate or check the inputs (no checkpoint was written for this step)"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = (
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            if cfg.grad_clip
+            else None
+        )
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.update(model)
+        rec = {"step": step + 1, "loss": float(loss.detach())}
+        if not torch.is_tensor(out):
+            rec.update({k: v for k, v in vars(out).items() if isinstance(v, float)})
+        if gnorm is not None:
+            rec["grad_norm"] = float(gnorm)
+        window.append(rec)
+        if on_step:
+            on_step(step + 1, model)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.iters:
+            mean = {
+                k: sum(r[k] for r in window) / len(window)
+                for k in window[-1]
+                if k != "step"
+            }
+            mean["step"] = done
+            history.append(mean)
+            if log_file:
+                with open(log_file, "a") as f:
+                    f.write(json.dumps(mean) + "\n")
+            rate = (done - start) / max(time.time() - t0, 1e-9)
+            eta = (cfg.iters - done) / max(rate, 1e-9)
+            parts = " ".join(f"{k} {v:.4g}" for k, v in mean.items() if k != "step")
+            print(
+                f"[{label}] step {done}/{cfg.iters} {parts} ({rate:.2f} it/s, ETA {eta / 60:.1f} min)",
+                flush=True,
+            )
+            window = []
+        if ckpt and (done % cfg.ckpt_every == 0 or done == cfg.iters):
+            save(done)
+    return TrainResult(model, ema, history, time.time() - t0, start)
+
+
+def weights_for_sampling(result: TrainResult, use_ema: bool) -> dict:
+    """State dict to save for sampling: EMA weights (swapped in) or the raw ones."""
+    if use_ema and result.ema is not None:
+        with result.ema.swapped_in(result.model) as m:
+            return copy.deepcopy(m.state_dict())
+    return copy.deepcopy(result.model.state_dict())
