@@ -45,9 +45,8 @@ def test_default_dag_dry_run():
 
 def test_invalid_config_is_refused_with_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        (ROOT / "workflows/config/smoke.yaml").read_text().replace("K: 8", "K: 0")
-    )
+    smoke = (ROOT / "workflows/config/smoke.yaml").read_text()
+    bad.write_text(smoke + "theory: {K: 0}\n")
     out = _smk("-n", "--configfile", str(bad), check=False)
     assert out.returncode != 0
     assert "theory.K: 0 violates minimum 1" in out.stdout + out.stderr

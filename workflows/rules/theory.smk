@@ -1,3 +1,6 @@
+TABLE_FILES["theory"] = [f"{TABLES}/theory.csv", f"{TABLES}/theory.png"]
+
+
 rule make_theory_table:
     """Exact-TV theory table: Theorem 1 product samplers and Di4C students."""
     output:
