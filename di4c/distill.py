@@ -32,7 +32,7 @@ from di4c.loss import (
     log_marginals,
 )
 from di4c.processes.base import ForwardProcess
-from di4c.samplers.noise import BatchRNG, categorical
+from di4c.samplers.noise import as_rng, categorical
 from di4c.samplers.steps import analytical_step, maskgit_step, posterior_step
 from di4c.settings import TIME_SAMPLERS, DistillRules, TimeDraw
 
@@ -82,7 +82,7 @@ class LossParts:
     distil: float
     data: float
     consis: float
-    consis_cor: float
+    consis_active: float  # mean consistency over the samples where it is on
     frac_distil_region: float
 
 
@@ -110,7 +110,8 @@ def teacher_logp_at(
     """Teacher log-probs at x for each of K copies (B, K, D, S) and their marginals (B, D, S).
 
     A product teacher is evaluated once and broadcast; a mixture teacher (the
-    round-1 student of di4c^2, method.md §5.4) gets K rows with fresh lambdas.
+    round-1 student of di4c^2, method.md §5.4) gets K rows with fresh lambdas
+    (``rng`` covers the B * K rows).
     """
     B = x.shape[0]
     with torch.no_grad():
@@ -130,40 +131,54 @@ def di4c_loss(
     rules: DistillRules,
     generator: torch.Generator | None = None,
     cond: Tensor | None = None,
+    rng=None,
 ) -> LossParts:
-    """The Di4C objective averaged over the batch ``x0`` (B, D); gradients reach only the student at t."""
+    """The Di4C objective averaged over the batch ``x0`` (B, D); gradients reach only the student at t.
+
+    Randomness comes from ``rng`` when given (e.g. a per-example
+    :class:`~di4c.samplers.noise.ExampleRNG`, which makes the result independent
+    of how a batch is split over processes), else from ``generator``.
+    """
     if x0.dim() != 2:
         raise ValueError(f"x0 must have shape (B, D); got {tuple(x0.shape)}")
     B, D = x0.shape
     K = rules.K
     if K < 1:
         raise ValueError(f"K must be >= 1; got {K}")
-    rng = BatchRNG(generator, x0.device)
-    times = TIME_SAMPLERS[rules.time_sampler](B, generator, **rules.time_kwargs)
-    times = TimeDraw(*(v.to(x0.device) for v in vars(times).values()))
-    x_t = process.sample_forward(x0, times.t_mask, generator)
+    rng = as_rng(rng if rng is not None else generator)
+    rng_k = rng.repeat(K)
+    dev = x0.device
+    times = TIME_SAMPLERS[rules.time_sampler](B, rng, **rules.time_kwargs)
+    times = TimeDraw(*(v.to(dev) for v in vars(times).values()))
+    x_t = process.sample_forward_u(x0, times.t_mask, rng.rand(B, D).to(dev))
 
-    teacher_rep, teacher_marg = teacher_logp_at(teacher, x_t, times.t, K, rng, cond)
-    logp = student(_rep(x_t, K), _rep(times.t, K), rng.rand(B * K), _rep(cond, K))
+    teacher_rep, teacher_marg = teacher_logp_at(teacher, x_t, times.t, K, rng_k, cond)
+    logp = student(
+        _rep(x_t, K), _rep(times.t, K), rng_k.rand(B * K).to(dev), _rep(cond, K)
+    )
     logp = logp.view(B, K, *logp.shape[1:])
 
     alpha = alpha_sigmoid(times.t, rules.alpha_const)
     data = data_loss(logp, x0, teacher_marg, alpha, rules.use_cv)
 
-    zeros = torch.zeros(B, device=x0.device)
+    zeros = torch.zeros(B, device=dev)
     if rules.distil_mode == "separate":
-        u = torch.rand(B * K, generator=generator).to(x0.device)
-        coin = torch.randint(0, 2, (B * K,), generator=generator).to(x0.device)
+        u = rng_k.rand(B * K).to(dev)
+        coin = (rng_k.rand(B * K) < 0.5).to(dev)
         delta = rules.distil_min_time + coin * u * rules.distil_max_time
-        x_d = process.sample_forward(_rep(x0, K), delta, generator)
+        x_d = process.sample_forward_u(_rep(x0, K), delta, rng_k.rand(B * K, D).to(dev))
         with torch.no_grad():
-            lam_t = rng.rand(B * K) if getattr(teacher, "is_mixture", False) else None
+            lam_t = (
+                rng_k.rand(B * K).to(dev)
+                if getattr(teacher, "is_mixture", False)
+                else None
+            )
             t_d = teacher(x_d, delta, lam_t, _rep(cond, K))
-        s_d = student(x_d, delta, rng.rand(B * K), _rep(cond, K))
+        s_d = student(x_d, delta, rng_k.rand(B * K).to(dev), _rep(cond, K))
         distil = distillation_loss(
             t_d.view(B, K, *t_d.shape[1:]), s_d.view(B, K, *s_d.shape[1:])
         )
-        distil_on = torch.ones(B, dtype=torch.bool, device=x0.device)
+        distil_on = torch.ones(B, dtype=torch.bool, device=dev)
         consis_on = distil_on
     elif rules.distil_mode == "region":
         distil_on = times.distil
@@ -175,30 +190,34 @@ def di4c_loss(
         )
 
     consis = zeros.clone()
-    consis_cor = 0.0
+    consis_active = 0.0
     idx = consis_on.nonzero().squeeze(1)
     if idx.numel():
         b = idx.numel()
+        sub_rng = rng.subset(idx.cpu()).repeat(K)
         sub_times = TimeDraw(*(v[idx] for v in vars(times).values())).repeat(K)
         x_t_rep = _rep(x_t[idx], K)
         t_logp = teacher_rep[idx].reshape(b * K, *teacher_rep.shape[2:])
+        sub_cond = _rep(cond[idx], K) if cond is not None else None
         step = TEACHER_STEPS[rules.teacher_step]
         with torch.no_grad():
             x_u = step(
-                process, x_t_rep, t_logp, sub_times, rng, **rules.teacher_step_kwargs
+                process,
+                x_t_rep,
+                t_logp,
+                sub_times,
+                sub_rng,
+                **rules.teacher_step_kwargs,
             )
             with _mode(student, rules.target_train_mode):
                 target = student(
-                    x_u,
-                    sub_times.u,
-                    rng.rand(b * K),
-                    _rep(cond[idx] if cond is not None else None, K),
+                    x_u, sub_times.u, sub_rng.rand(b * K).to(dev), sub_cond
                 )
             pi = target.exp().view(b, K, *target.shape[1:])
-            y = categorical(pi.reshape(b * K, *pi.shape[2:]), rng).view(b, K, -1)
+            y = categorical(pi.reshape(b * K, *pi.shape[2:]), sub_rng).view(b, K, -1)
         c = consistency_loss(logp[idx], pi, y, rules.use_cv)
         consis = consis.index_put((idx,), c)
-        consis_cor = float(c.mean().detach())
+        consis_active = float(c.mean().detach())
 
     total = (
         rules.distil_weight * distil * distil_on + data + consis * consis_on
@@ -208,6 +227,6 @@ def di4c_loss(
         distil=float((distil * distil_on).mean().detach()),
         data=float(data.mean().detach()),
         consis=float(consis.mean().detach()),
-        consis_cor=consis_cor,
+        consis_active=consis_active,
         frac_distil_region=float(distil_on.float().mean()),
     )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
+from di4c.samplers.noise import as_rng
+
 
 @dataclass
 class TimeDraw:
@@ -27,21 +29,18 @@ class TimeDraw:
         return TimeDraw(*(v.repeat_interleave(k, 0) for v in vars(self).values()))
 
 
-def tauldr_times(
-    B, generator=None, min_time=0.01, min_step=1e-3, max_step=1e-2
-) -> TimeDraw:
+def tauldr_times(B, rng, min_time=0.01, min_step=1e-3, max_step=1e-2) -> TimeDraw:
     """CIFAR: Delta log-uniform on [min_step, max_step], t ~ U(min_time + Delta, 1), u = t - Delta."""
-    delta = min_step * torch.exp(
-        torch.rand(B, generator=generator) * math.log(max_step / min_step)
-    )
-    t = torch.rand(B, generator=generator) * (1.0 - min_time - delta) + min_time + delta
+    rng = as_rng(rng)
+    delta = min_step * torch.exp(rng.rand(B) * math.log(max_step / min_step))
+    t = rng.rand(B) * (1.0 - min_time - delta) + min_time + delta
     u = t - delta
     return TimeDraw(t, t, u, u, torch.zeros(B, dtype=torch.bool))
 
 
-def maskgit_times(B, generator=None, r_delta=0.05) -> TimeDraw:
+def maskgit_times(B, rng, r_delta=0.05) -> TimeDraw:
     """ImageNet: progress r ~ U(0, 1), t = 1 - r; distillation region r >= 1 - r_delta."""
-    r = torch.rand(B, generator=generator)
+    r = as_rng(rng).rand(B)
     t = 1 - r
     u = (t - r_delta).clamp(min=0)
     return TimeDraw(t, t, u, u, r >= 1 - r_delta)
@@ -51,19 +50,22 @@ def _sdtt_grid(t: Tensor, T: int) -> Tensor:
     return (t * T).to(torch.int32).to(t.dtype) / T + 1.0 / T
 
 
-def sdtt_times(
-    B, generator=None, T=1024, distil_prob=0.3, distil_delta=0.02
-) -> TimeDraw:
-    """OWT: one t per batch; with prob 0.3 t ~ U(0, delta) else U(delta, 1); grid 1/T.
+def sdtt_times(B, rng, T=1024, distil_prob=0.3, distil_delta=0.02) -> TimeDraw:
+    """OWT: with prob 0.3 t ~ U(0, delta) else U(delta, 1); grid 1/T.
 
-    Reproduces the authors' double discretisation: the network/region time is
-    floor(T t)/T + 1/T, the masking time discretises it once more, and the
-    teacher steps dt = min(1/T, t/2) from there (method.md pitfall 9).
+    The authors draw one t per device batch of B = 1 sequence; we draw one per
+    sequence, which is the same rule at their batch size. Reproduces their
+    double discretisation: the network/region time is floor(T t)/T + 1/T, the
+    masking time discretises it once more, and the teacher steps
+    dt = min(1/T, t/2) from there (method.md pitfall 9).
     """
-    base = torch.rand(1, generator=generator)
-    in_distil = torch.rand(1, generator=generator).item() < distil_prob
-    t = base * distil_delta if in_distil else distil_delta + (1 - distil_delta) * base
-    t = _sdtt_grid(t, T).expand(B).clone()
+    rng = as_rng(rng)
+    base = rng.rand(B)
+    in_distil = rng.rand(B) < distil_prob
+    t = torch.where(
+        in_distil, base * distil_delta, distil_delta + (1 - distil_delta) * base
+    )
+    t = _sdtt_grid(t, T)
     dt = torch.minimum(torch.full_like(t, 1.0 / T), t / 2)
     t_mask = _sdtt_grid(t, T).clamp(max=1.0)
     u_mask = _sdtt_grid(t - dt, T).clamp(max=1.0)

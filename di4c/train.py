@@ -9,6 +9,12 @@
   steps) holds model, optimiser, EMA, step and the loss generator's RNG state.
 - Progress: a log line every ``log_every`` steps with rate and ETA, and
   ``log.jsonl`` with the loss parts.
+- Data parallel (torchrun, any backend incl. gloo on CPU): each process takes
+  its contiguous shard of the global batch and gradients are averaged with an
+  all-reduce. With ``per_example_rng`` the loss gets an
+  :class:`~di4c.samplers.noise.ExampleRNG` whose draws depend only on (seed,
+  step, position in the global batch), so N processes reproduce the 1-process
+  run up to float summation order.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from di4c.artifacts import save_torch
+from di4c.samplers.noise import ExampleRNG
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -43,6 +50,9 @@ class TrainConfig:
     log_every: int = 50
     ckpt_every: int = 500
     seed: int = 0
+    per_example_rng: bool = (
+        False  # loss gets an ExampleRNG (needed for exact DDP equivalence)
+    )
 
     def __post_init__(self):
         if self.iters < 0 or self.batch_size < 1:
@@ -132,6 +142,25 @@ class TrainResult:
     resumed_from: int
 
 
+def _dist() -> tuple[int, int]:
+    """(rank, world size) of an initialised process group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _average_gradients(params, world: int) -> None:
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad.div_(world)
+
+
 def _lr_lambda(warmup: int):
     return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
@@ -149,9 +178,22 @@ def train(
 
     ``data`` maps names (e.g. ``x0``, ``cond``) to tensors sharing the first
     axis; each step passes the same rows of every tensor. ``loss_fn`` returns a
-    scalar tensor or an object with a ``total`` tensor (extra float fields are
-    logged). With ``out_dir`` set, the run resumes from its checkpoint if present.
+    scalar tensor (the mean over its batch) or an object with a ``total`` tensor
+    (extra float fields are logged). Its second argument is a torch.Generator,
+    or an ExampleRNG with ``cfg.per_example_rng``. With ``out_dir`` set, the run
+    resumes from its checkpoint if present. Under torch.distributed each
+    process takes its shard of the global batch (``cfg.batch_size``); only rank
+    0 writes checkpoints and logs.
     """
+    rank, world = _dist()
+    if world > 1 and (not cfg.per_example_rng or cfg.batch_size % world):
+        raise ValueError(
+            f"data-parallel training over {world} processes needs per_example_rng=True and a "
+            f"batch_size divisible by {world}; got per_example_rng={cfg.per_example_rng}, "
+            f"batch_size={cfg.batch_size}"
+        )
+    shard = cfg.batch_size // world
+    positions = torch.arange(rank * shard, (rank + 1) * shard)
     n = next(iter(data.values())).shape[0]
     if any(v.shape[0] != n for v in data.values()):
         raise ValueError("all data tensors must share the first (example) axis")
@@ -163,7 +205,7 @@ def train(
     gen = torch.Generator().manual_seed(cfg.seed)
     start, history = 0, []
     ckpt = Path(out_dir) / CHECKPOINT_NAME if out_dir else None
-    log_file = Path(out_dir) / "log.jsonl" if out_dir else None
+    log_file = Path(out_dir) / "log.jsonl" if out_dir and rank == 0 else None
     if ckpt and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
@@ -178,7 +220,7 @@ def train(
         log_file.parent.mkdir(parents=True, exist_ok=True)
 
     def save(step):
-        if ckpt is None:
+        if ckpt is None or rank != 0:
             return
         save_torch(
             ckpt,
@@ -197,9 +239,10 @@ def train(
     window: list[dict] = []
     model.train()
     for step in range(start, cfg.iters):
-        idx = batch_indices(n, cfg.batch_size, step, cfg.seed)
+        idx = batch_indices(n, cfg.batch_size, step, cfg.seed)[positions]
         batch = {k: v[idx] for k, v in data.items()}
-        out = loss_fn(batch, gen)
+        rng = ExampleRNG(cfg.seed, step, positions) if cfg.per_example_rng else gen
+        out = loss_fn(batch, rng)
         loss = out if torch.is_tensor(out) else out.total
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -208,6 +251,8 @@ def train(
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:
+            _average_gradients(params, world)
         gnorm = (
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             if cfg.grad_clip
@@ -217,7 +262,13 @@ def train(
         sched.step()
         if ema is not None:
             ema.update(model)
-        rec = {"step": step + 1, "loss": float(loss.detach())}
+        loss_val = loss.detach().clone()
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(loss_val)
+            loss_val /= world
+        rec = {"step": step + 1, "loss": float(loss_val)}
         if not torch.is_tensor(out):
             rec.update({k: v for k, v in vars(out).items() if isinstance(v, float)})
         if gnorm is not None:
@@ -240,10 +291,12 @@ def train(
             rate = (done - start) / max(time.time() - t0, 1e-9)
             eta = (cfg.iters - done) / max(rate, 1e-9)
             parts = " ".join(f"{k} {v:.4g}" for k, v in mean.items() if k != "step")
-            print(
-                f"[{label}] step {done}/{cfg.iters} {parts} ({rate:.2f} it/s, ETA {eta / 60:.1f} min)",
-                flush=True,
-            )
+            if rank == 0:
+                print(
+                    f"[{label}] step {done}/{cfg.iters} {parts} ({rate:.2f} it/s, "
+                    f"ETA {eta / 60:.1f} min)",
+                    flush=True,
+                )
             window = []
         if ckpt and (done % cfg.ckpt_every == 0 or done == cfg.iters):
             save(done)

@@ -56,11 +56,12 @@ class ForwardProcess(ABC):
 
     def sample_forward(self, x0: Tensor, t: Tensor, generator=None) -> Tensor:
         """Draw x_t ~ q_t(. | x0) independently per dimension."""
-        probs = self.forward_probs(x0, t)
-        u = torch.rand(
-            probs.shape[:-1] + (1,), generator=generator, device=probs.device
-        )
-        return inverse_cdf(probs, u)
+        u = torch.rand(x0.shape, generator=generator, device=x0.device)
+        return self.sample_forward_u(x0, t, u)
+
+    def sample_forward_u(self, x0: Tensor, t: Tensor, u: Tensor) -> Tensor:
+        """x_t ~ q_t(. | x0) from given uniforms ``u`` (B, D), one per dimension."""
+        return inverse_cdf(self.forward_probs(x0, t), u[..., None])
 
     @abstractmethod
     def prior_probs(self) -> Tensor:

@@ -89,10 +89,9 @@ class MaskedProcess(ForwardProcess):
         probs[..., self.mask_id] += m[..., 0]
         return probs
 
-    def sample_forward(self, x0: Tensor, t: Tensor, generator=None) -> Tensor:
+    def sample_forward_u(self, x0: Tensor, t: Tensor, u: Tensor) -> Tensor:
         check_states("x0", x0, self.num_classes)
         check_time("t", t, x0.shape[0])
-        u = torch.rand(x0.shape, generator=generator, device=x0.device)
         return torch.where(u < self.mask_prob(t)[:, None].to(u.dtype), self.mask_id, x0)
 
     def prior_probs(self) -> Tensor:

@@ -29,6 +29,12 @@ class BatchRNG:
             (batch, *shape), generator=self.generator, dtype=dtype, device=self.device
         )
 
+    def repeat(self, k: int) -> BatchRNG:
+        return self
+
+    def subset(self, idx: Tensor) -> BatchRNG:
+        return self
+
 
 class SampleRNG:
     """One generator per sample; ``rand(B, ...)`` stacks each sample's own draw."""
@@ -56,6 +62,63 @@ class SampleRNG:
                 for g in self.generators
             ]
         )
+
+    def repeat(self, k: int) -> RepeatRNG:
+        """View for B * k rows where rows i*k .. i*k+k-1 draw from sample i's generator."""
+        return RepeatRNG(self, k)
+
+    def subset(self, idx: Tensor) -> SampleRNG:
+        """The generators of the samples ``idx`` (shared state, not copies)."""
+        sub = SampleRNG.__new__(SampleRNG)
+        sub.device = self.device
+        sub.generators = [self.generators[int(i)] for i in idx]
+        sub.seeds = [self.seeds[int(i)] for i in idx]
+        return sub
+
+
+class ExampleRNG(SampleRNG):
+    """Per-example generators for training step ``step``, seeded by (seed, step, position).
+
+    The draws of the example at position j of the global batch depend only on
+    (seed, step, j), so any split of the batch over processes sees the same
+    randomness per example (exact data-parallel equivalence), and a resumed run
+    needs no saved generator state.
+    """
+
+    def __init__(self, seed: int, step: int, positions, device="cpu"):
+        mix = [
+            (((seed * 1_000_003 + step) * 1_000_033 + int(j)) * 2_654_435_761)
+            % (2**63 - 1)
+            for j in positions
+        ]
+        super().__init__(mix, device)
+
+
+class RepeatRNG:
+    """B * k rows drawn as (B, k, ...) from a per-sample RNG (see :meth:`SampleRNG.repeat`)."""
+
+    def __init__(self, base: SampleRNG, k: int):
+        self.base, self.k, self.device = base, k, base.device
+
+    def __len__(self) -> int:
+        return len(self.base) * self.k
+
+    def rand(self, batch: int, *shape: int, dtype=torch.float32) -> Tensor:
+        if batch != len(self):
+            raise ValueError(f"RepeatRNG covers {len(self)} rows; asked for {batch}")
+        out = self.base.rand(len(self.base), self.k, *shape, dtype=dtype)
+        return out.reshape(batch, *shape)
+
+
+def as_rng(x):
+    """An RNG object (``.rand(B, ...)``) from an RNG object, a torch.Generator or None."""
+    if x is None or isinstance(x, torch.Generator):
+        return BatchRNG(x)
+    if not hasattr(x, "rand"):
+        raise TypeError(
+            f"expected a torch.Generator or an RNG with .rand(); got {type(x).__name__}"
+        )
+    return x
 
 
 def categorical(

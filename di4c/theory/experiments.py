@@ -33,6 +33,7 @@ from di4c.distill import di4c_loss
 from di4c.loss import distillation_loss
 from di4c.networks.small import MLPDenoiser
 from di4c.processes import build_process
+from di4c.samplers.noise import as_rng
 from di4c.settings import get_rules
 from di4c.theory.exact import (
     ExactPosterior,
@@ -42,6 +43,7 @@ from di4c.theory.exact import (
     sampler_distribution,
     total_variation,
 )
+from di4c.train import TrainConfig, train
 
 GIVEN_3X3 = [
     16,
@@ -167,6 +169,7 @@ class TheoryConfig:
     lam_nodes: int = 512
     seed: int = 0
     train_students: bool = True
+    train_examples: int = 100_000  # i.i.d. draws from p_data forming the training set
 
     def __post_init__(self):
         unknown = set(self.experiments) - set(EXPERIMENTS)
@@ -205,38 +208,106 @@ def _log(msg: str) -> None:
     print(f"[theory {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def _train(net, loss_fn, iters: int, lr: float, label: str) -> list[float]:
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    t0 = time.time()
-    hist = []
-    for it in range(1, iters + 1):
-        loss = loss_fn()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        hist.append(float(loss.detach()))
-        if it % max(1, iters // 5) == 0 or it == iters:
-            rate = it / (time.time() - t0)
-            _log(
-                f"{label}: iter {it}/{iters} loss {np.mean(hist[-50:]):.4f} ({rate:.1f} it/s, ETA {(iters - it) / rate:.0f}s)"
-            )
-    return hist
+def build_setup(exp: TheoryExperiment):
+    """(process in float64, data law over S^D, exact product teacher) of an experiment."""
+    kw = dict(exp.process_kwargs)
+    if exp.process != "masked":
+        kw["clamp_below"] = 0.0
+    proc = build_process(exp.process, S=exp.S, dtype=torch.float64, **kw)
+    data = exp.data()
+    return proc, data, ExactPosterior(proc, data, exp.D)
+
+
+def sample_dataset(
+    exp: TheoryExperiment, data: torch.Tensor, n: int, seed: int
+) -> torch.Tensor:
+    """n i.i.d. training examples x0 ~ p_data, shape (n, D)."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.multinomial(data.float(), n, replacement=True, generator=g)
+    return torch.stack(
+        [(idx // exp.S ** (exp.D - 1 - d)) % exp.S for d in range(exp.D)], 1
+    )
+
+
+def fit_product_net(
+    exp, proc, teacher, x0_train, cfg: TheoryConfig, out_dir=None
+) -> MLPDenoiser:
+    """A product network fitted to the exact teacher: KL(teacher || net) at t ~ U(0.005, 1)."""
+    torch.manual_seed(cfg.seed)
+    net = MLPDenoiser(exp.D, proc.num_states, exp.S, hidden=cfg.hidden)
+
+    def loss_fn(batch, rng):
+        rng = as_rng(rng)
+        x0 = batch["x0"]
+        t = (0.005 + 0.995 * rng.rand(x0.shape[0])).double()
+        x_t = proc.sample_forward_u(x0, t, rng.rand(*x0.shape))
+        return distillation_loss(teacher(x_t, t), net(x_t, t.float())[:, None]).mean()
+
+    tc = TrainConfig(
+        iters=cfg.fit_iters,
+        batch_size=cfg.batch_x * cfg.K,
+        lr=cfg.lr,
+        log_every=max(1, cfg.fit_iters // 5),
+        ckpt_every=max(1, cfg.fit_iters),
+        seed=cfg.seed,
+    )
+    train(net, loss_fn, {"x0": x0_train}, tc, out_dir, label=f"{exp.name} product_net")
+    return net
+
+
+def distill_student(
+    exp,
+    proc,
+    teacher,
+    base,
+    x0_train,
+    K: int,
+    batch_x: int,
+    iters: int,
+    lr: float,
+    seed: int,
+    out_dir=None,
+    per_example_rng: bool = False,
+    ckpt_every: int = 100,
+):
+    """Copy ``base``, add the zero-initialised lambda path, train with the Di4C loss (K lambdas).
+
+    Rules: the CIFAR setting's (time sampling, separate small-time distillation,
+    alpha = sigmoid(20 (t - 1/2))) with this process's own one-step sampler.
+    """
+    net = copy.deepcopy(base)
+    torch.manual_seed(seed + 1)
+    net.add_lambda_path()
+    rules = get_rules(
+        "cifar10",
+        K=K,
+        teacher_step=exp.teacher_step,
+        batch_x=batch_x,
+        ema_decay=None,
+        lr=lr,
+    )
+
+    def loss_fn(batch, rng):
+        return di4c_loss(net, teacher, proc, batch["x0"], rules, rng=rng)
+
+    tc = TrainConfig(
+        iters=iters,
+        batch_size=batch_x,
+        lr=lr,
+        log_every=max(1, iters // 5),
+        ckpt_every=max(1, min(iters, ckpt_every)),
+        seed=seed,
+        per_example_rng=per_example_rng,
+    )
+    res = train(
+        net, loss_fn, {"x0": x0_train}, tc, out_dir, label=f"{exp.name} student K={K}"
+    )
+    return net, res
 
 
 def run_experiment(exp: TheoryExperiment, cfg: TheoryConfig) -> tuple[list[Row], dict]:
     """All rows of one experiment plus diagnostics for the meta sidecar."""
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    proc = build_process(
-        exp.process,
-        S=exp.S,
-        dtype=torch.float64,
-        **({"clamp_below": 0.0} if exp.process != "masked" else {}),
-        **exp.process_kwargs,
-    )
-    data = exp.data()
-    teacher = ExactPosterior(proc, data, exp.D)
+    proc, data, teacher = build_setup(exp)
     target = embed(data, exp.S, proc.num_states, exp.D)
     start = forward_marginal(proc, data, exp.D, 1.0)
     diag: dict = {
@@ -280,46 +351,26 @@ def run_experiment(exp: TheoryExperiment, cfg: TheoryConfig) -> tuple[list[Row],
     if not cfg.train_students:
         return rows, diag
 
-    S, D = exp.S, exp.D
-
-    def batch_x0(b):
-        idx = torch.multinomial(data.float(), b, replacement=True, generator=gen)
-        digits = [(idx // S ** (D - 1 - d)) % S for d in range(D)]
-        return torch.stack(digits, 1)
-
-    base = MLPDenoiser(D, proc.num_states, S, hidden=cfg.hidden)
-
-    def fit_loss():
-        x0 = batch_x0(cfg.batch_x * cfg.K)
-        t = 0.005 + 0.995 * torch.rand(x0.shape[0], generator=gen)
-        x_t = proc.sample_forward(x0, t.double(), gen)
-        return distillation_loss(teacher(x_t, t), base(x_t, t)[:, None]).mean()
-
-    diag["fit_loss"] = _train(
-        base, fit_loss, cfg.fit_iters, cfg.lr, f"{exp.name} product_net"
-    )[-1]
+    x0_train = sample_dataset(exp, data, cfg.train_examples, cfg.seed)
+    base = fit_product_net(exp, proc, teacher, x0_train, cfg)
     students = {"product_net": (base, None)}
     for name, K, bx in [
         ("di4c_student", cfg.K, cfg.batch_x),
         ("product_student", 1, cfg.batch_x * cfg.K),
     ]:
-        net = copy.deepcopy(base)
-        net.add_lambda_path()
-        rules = get_rules(
-            "cifar10",
-            K=K,
-            teacher_step=exp.teacher_step,
-            batch_x=bx,
-            ema_decay=None,
-            lr=cfg.lr,
+        net, res = distill_student(
+            exp,
+            proc,
+            teacher,
+            base,
+            x0_train,
+            K,
+            bx,
+            cfg.distill_iters,
+            cfg.lr,
+            cfg.seed,
         )
-
-        def step_loss(net=net, rules=rules, bx=bx):
-            return di4c_loss(net, teacher, proc, batch_x0(bx), rules, gen).total
-
-        diag[f"{name}_final_loss"] = _train(
-            net, step_loss, cfg.distill_iters, cfg.lr, f"{exp.name} {name} (K={K})"
-        )[-1]
+        diag[f"{name}_final_loss"] = res.history[-1]["loss"] if res.history else None
         students[name] = (net.eval(), midpoint_nodes(cfg.lam_nodes))
 
     for name, (net, nodes) in students.items():
