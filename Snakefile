@@ -10,6 +10,9 @@ min_version("9.0")
 configfile: "workflows/config/default.yaml"
 
 
+report: "workflows/report/workflow.rst"
+
+
 include: "workflows/rules/common.smk"
 include: "workflows/rules/theory.smk"
 

@@ -86,3 +86,25 @@ def test_smoke_dag_end_to_end(tmp_path):
         "--cores", "2", "--configfile", "workflows/config/smoke.yaml", "-n", cwd=work
     )
     assert "Nothing to be done" in again.stdout + again.stderr
+    rep = _smk(
+        "--configfile",
+        "workflows/config/smoke.yaml",
+        "--report",
+        "report.html",
+        cwd=work,
+    )
+    html = (work / "report.html").read_text(errors="ignore")
+    assert rep.returncode == 0 and "theory.csv" in html and "theory.png" in html
+
+
+def test_profiles_dry_run():
+    for profile in ("local", "gpu-workstation", "slurm", "cluster-generic"):
+        out = _smk(
+            "-n",
+            "--forceall",
+            "--profile",
+            f"workflows/profiles/{profile}",
+            check=False,
+        )
+        assert out.returncode == 0, (profile, out.stderr[-2000:])
+        assert "make_theory_table" in out.stdout

@@ -4,8 +4,16 @@ TABLE_FILES["theory"] = [f"{TABLES}/theory.csv", f"{TABLES}/theory.png"]
 rule make_theory_table:
     """Exact-TV theory table: Theorem 1 product samplers and Di4C students."""
     output:
-        csv=f"{TABLES}/theory.csv",
-        png=f"{TABLES}/theory.png",
+        csv=report(
+            f"{TABLES}/theory.csv",
+            caption="../report/theory.rst",
+            category="Theory",
+        ),
+        png=report(
+            f"{TABLES}/theory.png",
+            caption="../report/theory.rst",
+            category="Theory",
+        ),
         meta=f"{TABLES}/theory.meta.json",
     log:
         f"{RESULTS}/logs/theory.log",
