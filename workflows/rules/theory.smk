@@ -19,7 +19,7 @@ rule make_theory_table:
         f"{RESULTS}/logs/theory.log",
     conda:
         ENV
-    threads: 2
+    threads: 1
     params:
         py=PY,
         flags=cli_flags(config["theory"]),
