@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from di4c.loss import (
-    alpha_sigmoid,
+    ALPHA_SCHEDULES,
     consistency_loss,
     data_loss,
     distillation_loss,
@@ -158,8 +158,9 @@ def di4c_loss(
     )
     logp = logp.view(B, K, *logp.shape[1:])
 
-    alpha = alpha_sigmoid(times.t, rules.alpha_const)
-    data = data_loss(logp, x0, teacher_marg, alpha, rules.use_cv)
+    alpha = ALPHA_SCHEDULES[rules.alpha_schedule](times.t, rules.alpha_const)
+    chunk = getattr(rules, "loss_dim_chunk", None)
+    data = data_loss(logp, x0, teacher_marg, alpha, rules.use_cv, dim_chunk=chunk)
 
     zeros = torch.zeros(B, device=dev)
     if rules.distil_mode == "separate":
@@ -176,14 +177,20 @@ def di4c_loss(
             t_d = teacher(x_d, delta, lam_t, _rep(cond, K))
         s_d = student(x_d, delta, rng_k.rand(B * K).to(dev), _rep(cond, K))
         distil = distillation_loss(
-            t_d.view(B, K, *t_d.shape[1:]), s_d.view(B, K, *s_d.shape[1:])
+            t_d.view(B, K, *t_d.shape[1:]),
+            s_d.view(B, K, *s_d.shape[1:]),
+            dim_chunk=chunk,
         )
         distil_on = torch.ones(B, dtype=torch.bool, device=dev)
         consis_on = distil_on
     elif rules.distil_mode == "region":
         distil_on = times.distil
         consis_on = ~distil_on
-        distil = distillation_loss(teacher_marg, logp) if distil_on.any() else zeros
+        distil = (
+            distillation_loss(teacher_marg, logp, dim_chunk=chunk)
+            if distil_on.any()
+            else zeros
+        )
     else:
         raise ValueError(
             f"unknown distil_mode {rules.distil_mode!r}; allowed: ['region', 'separate']"
@@ -215,7 +222,8 @@ def di4c_loss(
                 )
             pi = target.exp().view(b, K, *target.shape[1:])
             y = categorical(pi.reshape(b * K, *pi.shape[2:]), sub_rng).view(b, K, -1)
-        c = consistency_loss(logp[idx], pi, y, rules.use_cv)
+        logp_c = logp if b == B else logp[idx]  # no copy when every row is in
+        c = consistency_loss(logp_c, pi, y, rules.use_cv, dim_chunk=chunk)
         consis = consis.index_put((idx,), c)
         consis_active = float(c.mean().detach())
 

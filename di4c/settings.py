@@ -90,6 +90,9 @@ class DistillRules:
     distil_min_time: float = 0.01  # separate mode: delta = min + Bern(1/2) U max
     distil_max_time: float = 0.01
     alpha_const: float = 1.0  # alpha(t) = const * sigmoid(20 (t - 1/2))
+    alpha_schedule: str = (
+        "sigmoid"  # key of loss.ALPHA_SCHEDULES (all paper settings: sigmoid)
+    )
     teacher_step: str = "analytical"  # key of distill.TEACHER_STEPS
     teacher_step_kwargs: dict = field(default_factory=dict)
     target_train_mode: bool = True  # dropout on in the stop-grad u-branch (CIFAR)
@@ -105,6 +108,7 @@ class DistillRules:
     precision: str = "fp32"
     batch_x: int = 8  # conditioning states x_t per optimiser step (over all devices)
     seed: int = 0
+    loss_dim_chunk: int | None = None  # evaluate the loss over D in chunks (memory)
 
     def with_overrides(self, **kw) -> DistillRules:
         unknown = set(kw) - set(self.__dataclass_fields__)

@@ -80,7 +80,8 @@ def test_smoke_dag_end_to_end(tmp_path):
     assert two[1] == pytest.approx(0.5) and two[256] == pytest.approx(1 / 512)
     assert (tables / "theory.png").stat().st_size > 1000
     meta = json.loads((tables / "theory.meta.json").read_text())
-    assert meta["config"]["K"] == 8 and "git_commit" in meta
+    assert [c["K"] for c in meta["config"]["experiments"]] == [8, 8]
+    assert "git_commit" in meta and set(meta["inputs"]) == {"two_bit", "given_3x3"}
     assert (work / "results/smoke/logs/theory.log").stat().st_size > 0
     again = _smk(
         "--cores", "2", "--configfile", "workflows/config/smoke.yaml", "-n", cwd=work

@@ -1,8 +1,9 @@
 """Regenerate the theory table (exact TV; Theorem 1 and Di4C students).
 
-    python -m di4c.cli.theory --out paper_tables/theory.csv [--distill-iters 3000 ...]
+    python -m di4c.cli.theory experiment --experiment two_bit --out results/theory/two_bit.json
+    python -m di4c.cli.theory table --inputs results/theory/*.json --out paper_tables/theory.csv
 
-Writes ``<out>`` (CSV), ``<out stem>.meta.json`` (provenance and diagnostics) and
+``table`` writes ``<out>`` (CSV), ``<out stem>.meta.json`` (provenance and diagnostics) and
 ``<out stem>.png`` (log-log plot).
 """
 
@@ -12,17 +13,24 @@ import argparse
 import csv
 import dataclasses
 import io
+import json
 import time
 from pathlib import Path
 
-from di4c.artifacts import atomic_path, write_meta, write_text
+from di4c.artifacts import (
+    atomic_path,
+    meta_path_for,
+    write_json,
+    write_meta,
+    write_text,
+)
 from di4c.cli.common import (
     add_dataclass_args,
     add_run_args,
     dataclass_from_args,
     setup_run,
 )
-from di4c.theory.experiments import Row, TheoryConfig, run_theory
+from di4c.theory.experiments import EXPERIMENTS, Row, TheoryConfig, run_experiment
 
 PAPER_CLAIM = "Theorem 1: TV = Theta(1/N) (slope -1)"
 
@@ -88,31 +96,76 @@ def plot(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
+def _load_results(paths) -> tuple[list[Row], dict]:
+    rows, diag = [], {}
+    for p in paths:
+        rec = json.loads(Path(p).read_text())
+        rows += [Row(**r) for r in rec["rows"]]
+        diag[rec["experiment"]] = rec["diagnostics"]
+    return rows, diag
+
+
+def cmd_experiment(args) -> None:
+    """Run one experiment and write its rows and diagnostics as JSON."""
+    cfg = dataclass_from_args(TheoryConfig, args)
+    exp = EXPERIMENTS[args.experiment]
+    t0 = time.time()
+    rows, diag = run_experiment(exp, cfg)
+    diag["wall_time_s"] = time.time() - t0
+    out = Path(args.out)
+    rec = {
+        "experiment": exp.name,
+        "rows": [dataclasses.asdict(r) for r in rows],
+        "diagnostics": diag,
+    }
+    write_json(out, rec)
+    write_meta(
+        out,
+        config=dataclasses.asdict(cfg) | {"experiment": exp.name},
+        seeds={"torch": cfg.seed},
+        wall_time_s=diag["wall_time_s"],
+    )
+    print(f"wrote {out} ({len(rows)} rows) in {diag['wall_time_s']:.0f}s")
+
+
+def cmd_table(args) -> None:
+    """Merge experiment results into the CSV table, its plot and provenance."""
+    t0 = time.time()
+    rows, diag = _load_results(args.inputs)
+    out = Path(args.out)
+    plot(rows, out.with_suffix(".png"))
+    write_text(out, rows_to_csv(rows))
+    configs = [json.loads(meta_path_for(p).read_text())["config"] for p in args.inputs]
+    write_meta(
+        out,
+        config={"experiments": configs},
+        inputs={Path(p).stem: p for p in args.inputs},
+        seeds={c["experiment"]: c["seed"] for c in configs},
+        wall_time_s=time.time() - t0,
+        extra={"diagnostics": diag, "paper_claim": PAPER_CLAIM},
+    )
+    print(f"wrote {out} ({len(rows)} rows from {len(args.inputs)} experiments)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument(
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ex = sub.add_parser("experiment", help="run one experiment -> JSON")
+    ex.add_argument("--experiment", required=True, choices=sorted(EXPERIMENTS))
+    ex.add_argument("--out", required=True, help="JSON path (meta.json beside it)")
+    add_run_args(ex)
+    add_dataclass_args(ex, TheoryConfig)
+    tb = sub.add_parser("table", help="merge experiment JSONs -> CSV + PNG + meta")
+    tb.add_argument("--inputs", nargs="+", required=True, help="experiment JSONs")
+    tb.add_argument(
         "--out", required=True, help="CSV path (plot and meta.json go beside it)"
     )
-    add_run_args(ap)
-    add_dataclass_args(ap, TheoryConfig)
+    add_run_args(tb)
     args = ap.parse_args(argv)
     setup_run(args.log, args.threads)
-    cfg = dataclass_from_args(TheoryConfig, args)
-    t0 = time.time()
-    rows, diag = run_theory(cfg)
-    out = Path(args.out)
-    plot(rows, out.with_suffix(".png"))
-    write_text(out, rows_to_csv(rows))
-    write_meta(
-        out,
-        config=dataclasses.asdict(cfg),
-        seeds={"torch": cfg.seed},
-        wall_time_s=time.time() - t0,
-        extra={"diagnostics": diag["experiments"]},
-    )
-    print(f"wrote {out} ({len(rows)} rows) in {time.time() - t0:.0f}s")
+    {"experiment": cmd_experiment, "table": cmd_table}[args.cmd](args)
 
 
 if __name__ == "__main__":

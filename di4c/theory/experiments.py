@@ -21,10 +21,9 @@ enumerated, nothing is sampled.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -170,6 +169,8 @@ class TheoryConfig:
     seed: int = 0
     train_students: bool = True
     train_examples: int = 100_000  # i.i.d. draws from p_data forming the training set
+    alpha_schedule: str = "sigmoid"  # data-term weight over time (loss.ALPHA_SCHEDULES)
+    lam_features: int = 8  # Fourier features k pi lambda, k = 1..lam_features
 
     def __post_init__(self):
         unknown = set(self.experiments) - set(EXPERIMENTS)
@@ -234,7 +235,9 @@ def fit_product_net(
 ) -> MLPDenoiser:
     """A product network fitted to the exact teacher: KL(teacher || net) at t ~ U(0.005, 1)."""
     torch.manual_seed(cfg.seed)
-    net = MLPDenoiser(exp.D, proc.num_states, exp.S, hidden=cfg.hidden)
+    net = MLPDenoiser(
+        exp.D, proc.num_states, exp.S, hidden=cfg.hidden, lam_features=cfg.lam_features
+    )
 
     def loss_fn(batch, rng):
         rng = as_rng(rng)
@@ -269,6 +272,7 @@ def distill_student(
     out_dir=None,
     per_example_rng: bool = False,
     ckpt_every: int = 100,
+    alpha_schedule: str = "sigmoid",
 ):
     """Copy ``base``, add the zero-initialised lambda path, train with the Di4C loss (K lambdas).
 
@@ -285,6 +289,7 @@ def distill_student(
         batch_x=batch_x,
         ema_decay=None,
         lr=lr,
+        alpha_schedule=alpha_schedule,
     )
 
     def loss_fn(batch, rng):
@@ -369,6 +374,7 @@ def run_experiment(exp: TheoryExperiment, cfg: TheoryConfig) -> tuple[list[Row],
             cfg.distill_iters,
             cfg.lr,
             cfg.seed,
+            alpha_schedule=cfg.alpha_schedule,
         )
         diag[f"{name}_final_loss"] = res.history[-1]["loss"] if res.history else None
         students[name] = (net.eval(), midpoint_nodes(cfg.lam_nodes))
@@ -402,24 +408,15 @@ def _prior_law(proc, D: int) -> torch.Tensor:
     return law
 
 
-def run_theory(cfg: TheoryConfig) -> tuple[list[Row], dict]:
-    rows, meta = [], {"config": asdict(cfg), "experiments": {}}
-    for name in cfg.experiments:
-        t0 = time.time()
-        r, d = run_experiment(EXPERIMENTS[name], cfg)
-        d["wall_time_s"] = time.time() - t0
-        rows += r
-        meta["experiments"][name] = d
-    return rows, meta
-
-
 __all__ = [
     "EXPERIMENTS",
     "Row",
     "TheoryConfig",
     "TheoryExperiment",
+    "build_setup",
+    "distill_student",
+    "fit_product_net",
     "loglog_slope",
-    "run_theory",
-    "field",
-    "math",
+    "run_experiment",
+    "sample_dataset",
 ]

@@ -1,8 +1,38 @@
 TABLE_FILES["theory"] = [f"{TABLES}/theory.csv", f"{TABLES}/theory.png"]
+THEORY_FLAGS = cli_flags(
+    {k: v for k, v in config["theory"].items() if k != "experiments"}
+)
+
+
+wildcard_constraints:
+    experiment="|".join(config["theory"]["experiments"]),
+
+
+rule run_theory_experiment:
+    """One theory experiment: exact product sampler and trained students."""
+    output:
+        json=f"{RESULTS}/theory/{{experiment}}.json",
+        meta=f"{RESULTS}/theory/{{experiment}}.meta.json",
+    log:
+        f"{RESULTS}/logs/theory_{{experiment}}.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        py=PY,
+        flags=THEORY_FLAGS,
+    shell:
+        "{params.py} -m di4c.cli.theory experiment --experiment {wildcards.experiment}"
+        " --out {output.json} --threads {threads} --log {log} {params.flags}"
 
 
 rule make_theory_table:
     """Exact-TV theory table: Theorem 1 product samplers and Di4C students."""
+    input:
+        expand(
+            f"{RESULTS}/theory/{{experiment}}.json",
+            experiment=config["theory"]["experiments"],
+        ),
     output:
         csv=report(
             f"{TABLES}/theory.csv",
@@ -22,7 +52,6 @@ rule make_theory_table:
     threads: 1
     params:
         py=PY,
-        flags=cli_flags(config["theory"]),
     shell:
-        "{params.py} -m di4c.cli.theory --out {output.csv} --threads {threads}"
-        " --log {log} {params.flags}"
+        "{params.py} -m di4c.cli.theory table --inputs {input} --out {output.csv}"
+        " --threads {threads} --log {log}"
