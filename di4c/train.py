@@ -119,7 +119,10 @@ class EMA:
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> Tensor:
     """Indices of the batch at ``step``: epoch-wise permutations seeded by (seed, epoch)."""
     if n < 1:
-        raise ValueError("the training set is empty")
+        raise ValueError(
+            "the training set is empty: no examples to draw a batch from; check the "
+            "dataset files and the split sizes in the config"
+        )
     per_epoch = max(1, n // batch_size)
     epoch, pos = divmod(step, per_epoch)
     perm = torch.randperm(

@@ -1,0 +1,471 @@
+"""Bad input, tried as a new user would: each case must fail with a clear message naming
+the problem and the fix, and leave nothing half-written behind.
+
+``python tests/test_bad_inputs.py`` prints every case with the message it produces.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _default_cfg():
+    from di4c.config import assemble_config
+
+    return assemble_config(
+        yaml.safe_load((ROOT / "workflows/config/default.yaml").read_text())
+    )
+
+
+def _validate(mutate):
+    from di4c.config import validate_config
+
+    cfg = copy.deepcopy(_default_cfg())
+    mutate(cfg)
+    validate_config(cfg)
+
+
+def _unknown_target(tmp):
+    cfg = tmp / "cfg.yaml"
+    cfg.write_text(
+        (ROOT / "workflows/config/smoke.yaml")
+        .read_text()
+        .replace("targets: [", "targets: [theroy, ")
+    )
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    out = subprocess.run(
+        [str(BIN / "snakemake"), "-n", "--configfile", str(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if out.returncode == 0:
+        return
+    raise RuntimeError(out.stdout + out.stderr)
+
+
+def _wrong_family_checkpoint(tmp):
+    from di4c.networks.maskgit import MaskGITConfig, MaskTransformer
+    from di4c.teachers import maskgit, tauldr
+
+    cfg = MaskGITConfig(
+        hidden_dim=16,
+        codebook_size=8,
+        nclass=4,
+        depth=1,
+        heads=2,
+        mlp_dim=32,
+        img_size=64,
+    )
+    path = tmp / "maskgit.pth"
+    maskgit.save_transformer_checkpoint(path, MaskTransformer(cfg))
+    tauldr.load_teacher(local_path=path)
+
+
+def _truncated_checkpoint(tmp):
+    from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
+    from di4c.teachers import tauldr
+
+    cfg = TauLDRUNetConfig(
+        S=4, image_shape=(1, 4, 4), ch=8, ch_mult=(1,), num_res_blocks=1, attn_scale=0
+    )
+    path = tmp / "ckpt.pt"
+    tauldr.save_checkpoint(TauLDRUNet(cfg), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    tauldr.load_teacher(local_path=path, config=cfg)
+
+
+def _nan_training(tmp):
+    from di4c.train import TrainConfig, train
+
+    net = torch.nn.Linear(2, 1)
+    data = {"x": torch.randn(8, 2)}
+    try:
+        train(
+            net,
+            lambda b, g: net(b["x"]).mean() * float("nan"),
+            data,
+            TrainConfig(iters=3, ckpt_every=1),
+            out_dir=tmp / "run",
+        )
+    finally:
+        assert not (tmp / "run" / "checkpoint.pt").exists()
+
+
+def _corrupt_download(tmp):
+    from di4c.download import RemoteFile, fetch
+
+    os.environ["DI4C_CACHE_DIR"] = str(tmp / "cache")
+    rf = RemoteFile(
+        name="w.pt",
+        url="http://e.invalid/w.pt",
+        sha256="0" * 64,
+        config_key="weights.cifar10_tauldr_teacher_ckpt",
+    )
+    try:
+        fetch(
+            rf,
+            downloader=lambda r, d: d.write_bytes(b"html error page"),
+            retries=2,
+            backoff_s=0,
+        )
+    finally:
+        assert not (tmp / "cache" / "weights" / "w.pt").exists()
+
+
+def _offline_weights(tmp):
+    from di4c.download import RemoteFile, fetch
+
+    os.environ["DI4C_CACHE_DIR"] = str(tmp / "cache")
+    fetch(
+        RemoteFile(
+            name="tldr-di4c.pt",
+            url="http://127.0.0.1:9/tldr-di4c.pt",
+            config_key="weights.cifar10_di4c_student_ckpt",
+        ),
+        backoff_s=0,
+    )
+
+
+def _theory_cli_bad_experiment(tmp):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "di4c.cli.theory",
+            "experiment",
+            "--experiment",
+            "three_bit",
+            "--out",
+            str(tmp / "x.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert not (tmp / "x.json").exists()
+    raise RuntimeError(out.stderr)
+
+
+def _denoiser(x_t, t, lam=None):
+    from di4c.networks.small import MLPDenoiser
+
+    return MLPDenoiser(2, 3, 2, hidden=8, mixture=True)(x_t, t, lam)
+
+
+def _sampler(**kw):
+    from di4c.denoiser import CallableDenoiser
+    from di4c.processes import MaskedProcess
+    from di4c.samplers import SampleRNG, ancestral_sample
+
+    den = CallableDenoiser(
+        lambda x, t, lam, c: torch.log_softmax(
+            torch.zeros(x.shape[0], x.shape[1], 3), -1
+        ),
+        3,
+    )
+    args = (
+        dict(
+            process=MaskedProcess(3),
+            denoisers=den,
+            num_steps=2,
+            rng=SampleRNG([0]),
+            dim=2,
+        )
+        | kw
+    )
+    ancestral_sample(**args)
+
+
+def _confidence_bad_labels(tmp):
+    from di4c.denoiser import CallableDenoiser
+    from di4c.samplers import SampleRNG, confidence_sample
+
+    den = CallableDenoiser(
+        lambda x, t, lam, c: torch.zeros(x.shape[0], x.shape[1], 4), 4
+    )
+    confidence_sample(den, 2, SampleRNG([0, 1]), 4, mask_id=3, labels=torch.tensor([0]))
+
+
+def _teacher_given_lambda(tmp):
+    from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
+
+    cfg = TauLDRUNetConfig(
+        S=4, image_shape=(1, 4, 4), ch=8, ch_mult=(1,), num_res_blocks=1, attn_scale=0
+    )
+    TauLDRUNet(cfg)(
+        torch.zeros(1, 16, dtype=torch.long), torch.tensor([0.5]), torch.tensor([0.3])
+    )
+
+
+def _pixels_out_of_range(tmp):
+    from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
+
+    cfg = TauLDRUNetConfig(
+        S=4, image_shape=(1, 4, 4), ch=8, ch_mult=(1,), num_res_blocks=1, attn_scale=0
+    )
+    TauLDRUNet(cfg)(torch.full((1, 16), 7, dtype=torch.long), torch.tensor([0.5]))
+
+
+# (case id, what a user does, callable(tmp_path), exception type, regex the message must match)
+CASES = [
+    (
+        "config-unknown-top-key",
+        "typo 'scal' at the top of the config",
+        lambda tmp: _validate(lambda c: c.update(scal="mini")),
+        Exception,
+        r"unknown key\(s\) \['scal'\]; allowed keys: .*'scale'",
+    ),
+    (
+        "config-mistyped-section-key",
+        "typo 'distil_iter' in the theory section",
+        lambda tmp: _validate(lambda c: c["theory"].update(distil_iter=5)),
+        Exception,
+        r"theory: unknown key\(s\) \['distil_iter'\]; allowed keys: .*'distill_iters'",
+    ),
+    (
+        "config-unknown-section",
+        "a section 'theroy' that does not exist",
+        lambda tmp: _validate(lambda c: c.update(theroy={})),
+        Exception,
+        r"unknown key\(s\) \['theroy'\]",
+    ),
+    (
+        "config-out-of-range",
+        "K: 0 lambda samples",
+        lambda tmp: _validate(lambda c: c["theory"].update(K=0)),
+        Exception,
+        r"theory.K: 0 violates minimum 1",
+    ),
+    (
+        "config-bad-enum",
+        "an experiment name that does not exist",
+        lambda tmp: _validate(lambda c: c["theory"].update(experiments=["three_bit"])),
+        Exception,
+        r"theory.experiments\[0\]: 'three_bit' is not allowed; allowed values: \['two_bit'",
+    ),
+    (
+        "config-wrong-type",
+        "lr: fast",
+        lambda tmp: _validate(lambda c: c["theory"].update(lr="fast")),
+        Exception,
+        r"theory.lr: expected number, got str 'fast'",
+    ),
+    (
+        "config-bad-scale",
+        "scale: huge",
+        lambda tmp: _validate(lambda c: c.update(scale="huge")),
+        Exception,
+        r"scale: 'huge' is not allowed; allowed values: \['paper', 'mini', 'smoke'\]",
+    ),
+    (
+        "config-unknown-target",
+        "targets: [theroy] on the command line DAG",
+        _unknown_target,
+        RuntimeError,
+        r"config key targets: unknown target\(s\) \['theroy'\]; allowed: \[",
+    ),
+    (
+        "config-file-missing",
+        "a config path that does not exist",
+        lambda tmp: __import__("di4c.config").config.load_config(tmp / "nope.yaml"),
+        Exception,
+        r"config file not found: .*nope.yaml",
+    ),
+    (
+        "checkpoint-wrong-family",
+        "a MaskGIT .pth given as the tauLDR teacher",
+        _wrong_family_checkpoint,
+        Exception,
+        r"maskgit.pth",
+    ),
+    (
+        "checkpoint-truncated",
+        "a tauLDR checkpoint cut in half (interrupted copy)",
+        _truncated_checkpoint,
+        Exception,
+        r"ckpt.pt",
+    ),
+    (
+        "weights-offline",
+        "the released student with no internet and no local copy",
+        _offline_weights,
+        Exception,
+        r"weights.cifar10_di4c_student_ckpt",
+    ),
+    (
+        "weights-corrupt-download",
+        "a download that returns an HTML error page",
+        _corrupt_download,
+        Exception,
+        r"does not match the pinned .* delete it and fetch again|does not match",
+    ),
+    (
+        "training-nan",
+        "a loss that becomes NaN (too large a learning rate)",
+        _nan_training,
+        FloatingPointError,
+        r"non-finite loss nan at step 0; lower the learning rate",
+    ),
+    (
+        "training-empty-dataset",
+        "an empty training set",
+        lambda tmp: __import__("di4c.train").train.train(
+            torch.nn.Linear(1, 1),
+            lambda b, g: None,
+            {"x": torch.zeros(0, 1)},
+            __import__("di4c.train").train.TrainConfig(iters=1),
+        ),
+        ValueError,
+        r"the training set is empty",
+    ),
+    (
+        "shape-xt-float",
+        "continuous pixels passed as x_t",
+        lambda tmp: _denoiser(torch.rand(2, 2), torch.rand(2)),
+        ValueError,
+        r"x_t must be an integer tensor",
+    ),
+    (
+        "shape-t-wrong",
+        "one time for a batch of two",
+        lambda tmp: _denoiser(torch.zeros(2, 2, dtype=torch.long), torch.rand(1)),
+        ValueError,
+        r"t must have shape \(B,\) = \(2,\)",
+    ),
+    (
+        "time-out-of-range",
+        "t = 1.5",
+        lambda tmp: (
+            __import__("di4c.processes")
+            .processes.MaskedProcess(3)
+            .forward_probs(torch.zeros(1, 2, dtype=torch.long), torch.tensor([1.5]))
+        ),
+        ValueError,
+        r"t must lie in \[0, 1\]",
+    ),
+    (
+        "state-out-of-range",
+        "x0 values >= S",
+        lambda tmp: (
+            __import__("di4c.processes")
+            .processes.MaskedProcess(3)
+            .forward_probs(torch.full((1, 2), 5), torch.tensor([0.5]))
+        ),
+        ValueError,
+        r"x0 holds states outside \[0, 3\)",
+    ),
+    (
+        "pixels-out-of-range",
+        "pixel value 7 with S = 4 levels into the UNet",
+        _pixels_out_of_range,
+        ValueError,
+        r"S|range|\[0, 4\)",
+    ),
+    (
+        "process-bad-S",
+        "a Gaussian-rate process with S = 1",
+        lambda tmp: __import__("di4c.processes").processes.GaussianRateProcess(S=1),
+        ValueError,
+        r"S must be an integer >= 2; got 1",
+    ),
+    (
+        "process-unknown-schedule",
+        "schedule 'cosinus'",
+        lambda tmp: __import__("di4c.processes").processes.MaskedProcess(3, "cosinus"),
+        ValueError,
+        r"unknown schedule 'cosinus'; allowed: \['arccos', 'linear', 'loglinear'\]",
+    ),
+    (
+        "sampler-zero-steps",
+        "num_steps = 0",
+        lambda tmp: _sampler(num_steps=0),
+        ValueError,
+        r"num_steps must be a positive integer; got 0",
+    ),
+    (
+        "sampler-no-seeds",
+        "an empty seed list",
+        lambda tmp: __import__("di4c.samplers").samplers.SampleRNG([]),
+        ValueError,
+        r"seeds must name at least one sample",
+    ),
+    (
+        "sampler-labels-shape",
+        "one label for two samples (CFG sampler)",
+        _confidence_bad_labels,
+        ValueError,
+        r"labels must have shape \(2,\); got \(1,\)",
+    ),
+    (
+        "hybrid-too-many-teacher-steps",
+        "-n 4 -l 5",
+        lambda tmp: __import__("di4c.samplers").samplers.hybrid_schedule(
+            None, None, 4, 5
+        ),
+        ValueError,
+        r"teacher_last must be in \[0, num_steps=4\]; got 5",
+    ),
+    (
+        "teacher-given-lambda",
+        "a lambda passed to a product teacher",
+        _teacher_given_lambda,
+        ValueError,
+        r"lam",
+    ),
+    (
+        "rules-unknown-override",
+        "get_rules('cifar10', KK=3)",
+        lambda tmp: __import__("di4c.settings").settings.get_rules("cifar10", KK=3),
+        ValueError,
+        r"unknown distillation rule\(s\) \['KK'\]; allowed: ",
+    ),
+    (
+        "cli-bad-experiment",
+        "python -m di4c.cli.theory experiment --experiment three_bit",
+        _theory_cli_bad_experiment,
+        RuntimeError,
+        r"invalid choice: 'three_bit' \(choose from",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_a_clear_error(case, tmp_path, monkeypatch):
+    monkeypatch.setenv("DI4C_CACHE_DIR", str(tmp_path / "cache"))
+    _, _, fn, exc, pattern = case
+    with pytest.raises(exc) as info:
+        fn(tmp_path)
+    assert re.search(pattern, str(info.value)), str(info.value)
+
+
+def test_at_least_twenty_cases():
+    assert len(CASES) >= 20 and len({c[0] for c in CASES}) == len(CASES)
+
+
+if (
+    __name__ == "__main__"
+):  # print every case and its message (for the docs / closing note)
+    import tempfile
+
+    for cid, what, fn, _, _ in CASES:
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                fn(Path(d))
+                msg = "(no error!)"
+            except BaseException as e:  # noqa: BLE001 - we print whatever came out
+                msg = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if cid == 'cli-bad-experiment' else str(e).strip()}"
+        print(f"- {cid} ({what}):\n    {msg[:400]}")
