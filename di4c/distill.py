@@ -159,7 +159,7 @@ def di4c_loss(
     logp = logp.view(B, K, *logp.shape[1:])
 
     alpha = ALPHA_SCHEDULES[rules.alpha_schedule](times.t, rules.alpha_const)
-    chunk = getattr(rules, "loss_dim_chunk", None)
+    chunk = rules.loss_dim_chunk
     data = data_loss(logp, x0, teacher_marg, alpha, rules.use_cv, dim_chunk=chunk)
 
     zeros = torch.zeros(B, device=dev)
