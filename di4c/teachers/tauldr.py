@@ -56,6 +56,7 @@ __all__ = [
     "read_checkpoint",
     "save_checkpoint",
     "student_only_keys",
+    "teacher_checkpoint_path",
 ]
 
 Weights = Literal["raw", "ema"]
@@ -390,6 +391,17 @@ def _extract_teacher(archive: Path) -> Path:
                 while block := src.read(1 << 20):
                     f.write(block)
         return dest
+
+
+def teacher_checkpoint_path(
+    local_path: str | os.PathLike | None = None, *, remote: RemoteFile | None = None
+) -> Path:
+    """Local path of the tauLDR teacher container: the user's copy, or fetched and extracted.
+
+    The file :func:`load_teacher` reads; callers that also need the raw
+    weights (:func:`init_student`) start from it.
+    """
+    return _extract_teacher(fetch(remote or TAULDR_TEACHER_FILE, local_path))
 
 
 def load_teacher(

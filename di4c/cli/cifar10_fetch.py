@@ -1,0 +1,91 @@
+"""Fetch the published CIFAR-10 checkpoints into the results tree (method.md §3.6).
+
+    python -m di4c.cli.cifar10_fetch --what teacher --local "" --out weights/teacher.pt
+    python -m di4c.cli.cifar10_fetch --what released_student --local tldr-di4c.pt --out ...
+
+``teacher``: tauLDR ``ckpt_0001999999.pt`` (the Dropbox folder linked in the
+authors' README, extracted); ``released_student``: the Di4C student
+``tldr-di4c.pt`` (Zenodo record 15124163). ``--local`` points at a copy the
+user already has (config keys ``cifar10.paper.teacher_ckpt`` /
+``student_ckpt``); otherwise :func:`di4c.download.fetch` downloads it (pinned,
+locked, atomic, retried; offline it raises an error naming the config key).
+The file is hard-linked (or copied) to ``--out``, read once to validate the
+container, and gets a ``.meta.json`` with its sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import time
+
+from di4c.artifacts import atomic_path, write_meta
+from di4c.download import fetch
+from di4c.teachers.tauldr import (
+    DI4C_STUDENT_FILE,
+    TAULDR_TEACHER_FILE,
+    read_checkpoint,
+    teacher_checkpoint_path,
+)
+
+# the published files, with the workflow config keys that take a local copy
+TEACHER = dataclasses.replace(
+    TAULDR_TEACHER_FILE, config_key="cifar10.paper.teacher_ckpt"
+)
+STUDENT = dataclasses.replace(
+    DI4C_STUDENT_FILE, config_key="cifar10.paper.student_ckpt"
+)
+
+
+def _teacher(local: str):
+    return teacher_checkpoint_path(local or None, remote=TEACHER)
+
+
+def _released_student(local: str):
+    return fetch(STUDENT, local or None)
+
+
+SOURCES = {"teacher": _teacher, "released_student": _released_student}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--what", required=True, choices=sorted(SOURCES))
+    ap.add_argument("--local", default="", help="a local copy (empty: download)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--log", default=None)
+    args = ap.parse_args(argv)
+    if args.log:
+        from di4c.cli.common import setup_run
+
+        setup_run(args.log, None)
+    t0 = time.time()
+    src = SOURCES[args.what](args.local)
+    ckpt = read_checkpoint(src)  # fails with a clear message on a wrong or damaged file
+    want_student = args.what == "released_student"
+    if ckpt.is_student != want_student:
+        raise SystemExit(
+            f"{src}: expected a {args.what} checkpoint, found the other kind"
+        )
+    with atomic_path(args.out) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+    write_meta(
+        args.out,
+        config=vars(args) | {"log": None},
+        inputs={"source": src},
+        wall_time_s=time.time() - t0,
+        extra={"n_iter": ckpt.n_iter, "has_ema": ckpt.ema is not None},
+    )
+    print(f"{args.what}: {src} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

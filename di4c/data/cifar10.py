@@ -1,0 +1,54 @@
+"""CIFAR-10 through torchvision, for the paper-scale slice (paper Sec. 5.1; method.md §3.1, §3.5).
+
+:func:`load_cifar10` returns the images as uint8 (N, 3, 32, 32) pixel levels
+(S = 256: a pixel value *is* its state) and the labels. The training split is
+the distillation data (the authors apply random horizontal flips per batch:
+:func:`random_hflip`) and the FID / IS reference. torchvision downloads the
+archive (163 MB, md5-checked) into ``root`` when missing; offline, a clear
+error names the config key that points at a local copy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+CONFIG_KEY = "cifar10.paper.data_root"
+
+
+class CIFAR10Unavailable(FileNotFoundError):
+    """CIFAR-10 is neither in ``root`` nor downloadable."""
+
+
+def load_cifar10(
+    root: str | os.PathLike, train: bool = True, download: bool = True
+) -> tuple[Tensor, Tensor]:
+    """CIFAR-10 ``train`` (50,000) or test (10,000) split: uint8 (N, 3, 32, 32), long labels."""
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root)
+    try:
+        ds = CIFAR10(str(root), train=train, download=download)
+    except (
+        Exception
+    ) as e:  # URLError offline, RuntimeError when absent and download=False
+        raise CIFAR10Unavailable(
+            f"CIFAR-10 is not in {root} and could not be downloaded ({type(e).__name__}: "
+            f"{e}). Download cifar-10-python.tar.gz from "
+            "https://www.cs.toronto.edu/~kriz/cifar.html, extract it under a folder and "
+            f"set config key '{CONFIG_KEY}' to that folder."
+        ) from e
+    images = (
+        torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
+    )
+    return images, torch.as_tensor(ds.targets, dtype=torch.long)
+
+
+def random_hflip(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Flip each image (N, C, H, W) left-right with probability 1/2 (the authors' augmentation)."""
+    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None].to(x.device), x.flip(-1), x)
