@@ -100,9 +100,18 @@ def confidence_sample(
         t = (x == mask_id).float().mean(1)
         lam = rng.rand(B)
         logits = guided_logits(den, x, t, lam, labels, cfg_ramp(i, num_steps, cfg_w))
-        anneal = torch.full((B,), 1 - (i / (num_steps - 1) if num_steps > 1 else 0.0))
+        anneal = torch.full(
+            (B,), 1 - (i / (num_steps - 1) if num_steps > 1 else 0.0), device=x.device
+        )
         x = maskgit_step(
-            logits, x, torch.full((B,), n_i), mask_id, rng, anneal, sm_temp, r_temp
+            logits,
+            x,
+            torch.full((B,), n_i, device=x.device),
+            mask_id,
+            rng,
+            anneal,
+            sm_temp,
+            r_temp,
         )
     x = x.clamp(0, (num_classes or mask_id) - 1)
     return SampleOutput(x=x, nfe=num_steps, models=[type(den).__name__] * num_steps)

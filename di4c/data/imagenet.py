@@ -1,0 +1,142 @@
+"""ImageNet 256 for the paper-scale ImageNet setting (paper Sec. 5.2; method.md §4.1, §4.5).
+
+- :func:`imagenet_folder`: the train / val split as a torchvision ``ImageFolder``
+  (``<root>/<split>/<wnid>/*.JPEG``) with the authors' transforms: train =
+  Resize 256, RandomCrop 256, horizontal flip; eval = Resize 256, CenterCrop 256;
+  both end in ``ToTensor`` (images in [0, 1]).
+- :func:`val_labels_in_loader_order`: the class labels the 50,000 evaluation
+  samples are conditioned on. The authors take them batch by batch from the
+  validation loader, which shuffles (``shuffle=True`` / a shuffling
+  ``DistributedSampler``), so their order is a fresh permutation of the val
+  labels per run (50 per class); we fix that permutation with a seed.
+- :func:`minmax_uint8`: the protocol's per-image min-max rescaling to [0, 255]
+  uint8, applied to real and generated images alike before Inception
+  (``remap_image_torch``; generated images are not clamped first).
+- :class:`MinMaxImages`: a dataset view yielding those uint8 images, the input
+  torch-fidelity takes.
+
+ImageNet cannot be downloaded by code (licence); point the config key
+``imagenet.paper.imagenet_dir`` at a local copy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+__all__ = [
+    "CONFIG_KEY_IMAGENET_DIR",
+    "IMAGE_SIZE",
+    "MinMaxImages",
+    "imagenet_folder",
+    "imagenet_transform",
+    "minmax_uint8",
+    "val_labels_in_loader_order",
+]
+
+CONFIG_KEY_IMAGENET_DIR = "imagenet.paper.imagenet_dir"
+IMAGE_SIZE = 256
+NUM_VAL = 50_000
+
+
+def imagenet_transform(split: str, size: int = IMAGE_SIZE):
+    """The authors' torchvision transforms (``Trainer/trainer.py``)."""
+    from torchvision import transforms as T
+
+    registry = {
+        "train": lambda: T.Compose(
+            [
+                T.Resize(size),
+                T.RandomCrop((size, size)),
+                T.RandomHorizontalFlip(),
+                T.ToTensor(),
+            ]
+        ),
+        "val": lambda: T.Compose(
+            [T.Resize(size), T.CenterCrop((size, size)), T.ToTensor()]
+        ),
+    }
+    if split not in registry:
+        raise ValueError(
+            f"unknown ImageNet split {split!r}; allowed: {sorted(registry)}"
+        )
+    return registry[split]()
+
+
+def _split_dir(root: str | os.PathLike, split: str) -> Path:
+    d = Path(root) / split
+    if not d.is_dir():
+        raise FileNotFoundError(
+            f"ImageNet {split} images not found at {d}. ImageNet cannot be downloaded "
+            f"automatically: place the ILSVRC2012 {split} set there in ImageFolder "
+            f"layout ({d}/<wnid>/<image>.JPEG, 1000 class folders) and set the config "
+            f"key {CONFIG_KEY_IMAGENET_DIR} to its parent folder"
+        )
+    return d
+
+
+def imagenet_folder(root: str | os.PathLike, split: str, transform=None):
+    """``ImageFolder`` over ``<root>/<split>`` (classes = sorted wnid folders)."""
+    from torchvision.datasets import ImageFolder
+
+    ds = ImageFolder(
+        _split_dir(root, split),
+        transform=transform if transform is not None else imagenet_transform(split),
+    )
+    if len(ds.classes) != 1000:
+        raise ValueError(
+            f"{Path(root) / split}: found {len(ds.classes)} class folders; ImageNet "
+            "has 1000 (one folder per wnid)"
+        )
+    return ds
+
+
+def val_labels_in_loader_order(
+    root: str | os.PathLike, seed: int, num: int = NUM_VAL
+) -> Tensor:
+    """Labels of the first ``num`` val images in a seeded shuffled-loader order."""
+    ds = imagenet_folder(root, "val")
+    labels = torch.as_tensor(ds.targets, dtype=torch.long)
+    if num > labels.numel():
+        raise ValueError(
+            f"asked for {num} labels; the val set at {root} has {labels.numel()}"
+        )
+    perm = torch.randperm(labels.numel(), generator=torch.Generator().manual_seed(seed))
+    return labels[perm[:num]]
+
+
+def minmax_uint8(images: Tensor) -> Tensor:
+    """Per-image min-max rescaling of (B, C, H, W) floats to uint8 [0, 255].
+
+    ``(x - min) / (max - min) * 255``, clipped and truncated to uint8, min and
+    max over each image's C, H, W (method.md §4.5, pitfall 22). A constant
+    image (max = min), for which the authors' division gives NaN, maps to 0.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must be (B, C, H, W); got {tuple(images.shape)}")
+    x = images.float()
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    span = hi - lo
+    out = torch.where(span > 0, (x - lo) / span.clamp_min(1e-30), torch.zeros_like(x))
+    return (out * 255).clamp(0, 255).to(torch.uint8)
+
+
+class MinMaxImages(Dataset):
+    """uint8 (C, H, W) images after :func:`minmax_uint8`, from a dataset of
+    ``(float image, label)`` pairs (e.g. :func:`imagenet_folder` ``"val"``)."""
+
+    def __init__(self, base: Dataset, limit: int | None = None):
+        self.base = base
+        self.n = len(base) if limit is None else min(limit, len(base))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Tensor:
+        img = self.base[i][0]
+        return minmax_uint8(img[None])[0]
