@@ -15,6 +15,9 @@ report: "workflows/report/workflow.rst"
 
 include: "workflows/rules/common.smk"
 include: "workflows/rules/theory.smk"
+include: "workflows/rules/cifar10.smk"
+include: "workflows/rules/imagenet.smk"
+include: "workflows/rules/openwebtext.smk"
 
 
 rule all:
