@@ -150,13 +150,8 @@ def test_bad_cifar10_config_names_the_key(workflow):
     )
 
 
-def test_smoke_dag_end_to_end(workflow):
-    out = _smk(
-        "results/smoke/paper_tables/mini/cifar10.csv",
-        "--cores", "2", "--configfile", "workflows/config/smoke.yaml",
-        cwd=workflow,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-4000:]
+def test_smoke_dag_end_to_end(smoke_workflow):
+    workflow = smoke_workflow
     tables = workflow / "results/smoke/paper_tables/mini"
     rows = list(csv.DictReader(open(tables / "cifar10.csv")))
     models = {(r["model"], int(r["steps"]), int(r["teacher_last"])) for r in rows}

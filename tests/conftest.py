@@ -1,0 +1,54 @@
+"""Shared fixtures: one run of the whole smoke DAG, reused by every slice's DAG test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SMOKE = "workflows/config/smoke.yaml"
+
+
+def snakemake(*args, cwd, check=False):
+    """Run the venv's snakemake in ``cwd``; output captured as text."""
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=check,
+    )
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A copy of the Snakefile and workflows/ so runs leave the repository clean."""
+    dest.mkdir(parents=True)
+    shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
+    shutil.copytree(ROOT / "workflows", dest / "workflows")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def smoke_workflow(tmp_path_factory):
+    """The whole smoke DAG (theory + the three mini twins), run once per session.
+
+    It runs through the cluster-generic executor profile (each job submitted as
+    its own process), so the cluster path is exercised end to end. Returns the
+    workflow copy; a failed run fails every test that uses it with its stderr.
+    """
+    work = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
+    out = snakemake(
+        "--profile", "workflows/profiles/cluster-generic", "--configfile", SMOKE,
+        cwd=work,
+    )  # fmt: skip
+    if out.returncode != 0:
+        pytest.fail(f"smoke DAG failed:\n{out.stderr[-4000:]}")
+    return work
