@@ -6,7 +6,8 @@
 - Deterministic data order: the batch at step k is a function of (seed, k) only,
   so a resumed run sees exactly the batches an uninterrupted run would.
 - Resumable: ``<out_dir>/checkpoint.pt`` (written atomically every ``ckpt_every``
-  steps) holds model, optimiser, EMA, step and the loss generator's RNG state.
+  steps) holds model, optimiser, EMA, step, the loss generator's RNG state and
+  torch's global generator states (dropout), so a resumed run equals an uninterrupted one.
 - Progress: a log line every ``log_every`` steps with rate and ETA, and
   ``log.jsonl`` with the loss parts.
 - Data parallel (torchrun, any backend incl. gloo on CPU): each process takes
@@ -168,6 +169,20 @@ def _lr_lambda(warmup: int):
     return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
 
+
+def _global_rng() -> dict:
+    """torch's global generator states (dropout draws from them), CPU and CUDA."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_global_rng(state: dict | None) -> None:
+    if not state:  # checkpoints written before the global state was saved
+        return
+    torch.set_rng_state(state["cpu"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
 def train(
     model: nn.Module,
     loss_fn: Callable[[dict, torch.Generator], object],
@@ -217,6 +232,7 @@ def train(
         if ema is not None and state.get("ema"):
             ema.load_state_dict(state["ema"])
         gen.set_state(state["generator"])
+        _set_global_rng(state.get("global_rng"))
         start = state["step"]
         print(f"[{label}] resumed from step {start} ({ckpt})", flush=True)
     if log_file:
@@ -233,6 +249,7 @@ def train(
                 "scheduler": sched.state_dict(),
                 "ema": ema.state_dict() if ema else None,
                 "generator": gen.get_state(),
+                "global_rng": _global_rng(),
                 "step": step,
                 "config": asdict(cfg),
             },

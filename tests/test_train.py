@@ -6,10 +6,13 @@ import torch
 from di4c.train import EMA, TrainConfig, batch_indices, train
 
 
-def _setup():
+def _setup(dropout=0.0):
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+        torch.nn.Linear(4, 16),
+        torch.nn.Tanh(),
+        torch.nn.Dropout(dropout),  # draws from torch's global generator
+        torch.nn.Linear(16, 1),
     )
     x = torch.randn(37, 4, generator=torch.Generator().manual_seed(1))
     y = x.sum(1, keepdim=True)
@@ -46,7 +49,8 @@ def test_ema_warmup_formula():
     assert float(net.weight) == 1.0
 
 
-def test_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_resume_is_bit_identical(tmp_path, dropout):
     cfg = TrainConfig(
         iters=40,
         batch_size=8,
@@ -56,17 +60,16 @@ def test_resume_is_bit_identical(tmp_path):
         ckpt_every=10,
         seed=3,
     )
-    net, data, loss_fn = _setup()
+    net, data, loss_fn = _setup(dropout)
     ref = train(net, loss_fn, data, cfg)
     ref_w = [p.detach().clone() for p in ref.model.parameters()]
     ref_ema = [s.clone() for s in ref.ema.shadow]
 
-    net, data, loss_fn = _setup()
+    net, data, loss_fn = _setup(dropout)
     partial = TrainConfig(**{**cfg.__dict__, "iters": 20})
     train(net, loss_fn, data, partial, out_dir=tmp_path)  # "killed" after step 20
-    net, data, loss_fn = (
-        _setup()
-    )  # a fresh process: new model, resumes from the checkpoint
+    # a fresh process: new model, global generator back at its start state
+    net, data, loss_fn = _setup(dropout)
     res = train(net, loss_fn, data, cfg, out_dir=tmp_path)
     assert res.resumed_from == 20
     assert all(torch.equal(a, b) for a, b in zip(ref_w, res.model.parameters()))

@@ -35,6 +35,13 @@ def load_judge(
     from transformers import AutoModelForCausalLM
 
     local = Path(name_or_path)
+    looks_local = os.sep in str(name_or_path) or str(name_or_path).startswith(".")
+    if looks_local and not local.is_dir():
+        raise MissingJudgeError(
+            f"judge LM folder {str(local)!r} does not exist; train it first (mini: the "
+            "DAG's train_mini_judge rule) or point config key "
+            "openwebtext.paper.local.judge at a folder holding config.json and the weights"
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(name_or_path),
