@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from di4c.artifacts import write_meta
+from di4c.artifacts import meta_path_for, sha256_file, write_meta
 from di4c.cli import cifar10_sample
 from di4c.cli.cifar10_common import (
     ProcessConfig,
@@ -140,12 +140,14 @@ def test_sample_cli_records_hybrid_runs(teacher_file, tmp_path):
     ]
     assert d["runs"][1]["models"] == ["student"] * 3 + ["teacher"] * 3
     assert d["seeds"] == [0, 1, 2, 3, 4] and d["runs"][0]["levels"].shape == (5, *SHAPE)
-    meta = json.loads(out.with_name("hybrid.meta.json").read_text())
-    assert (
-        meta["inputs"]["teacher"]["sha256"] and meta["extra"]
-        if "extra" in meta
-        else True
-    )
+    meta = json.loads(meta_path_for(out).read_text())
+    assert meta["inputs"]["teacher"]["sha256"] == sha256_file(path)
+    assert meta["inputs"]["student"]["sha256"] == sha256_file(spath)
+    assert [(r["steps"], r["teacher_last"], r["nfe"]) for r in meta["runs"]] == [
+        (4, 1, 4),
+        (6, 3, 6),
+    ]
+    assert "seed=0" in meta["seeds"]["per_sample"]
     with pytest.raises(SystemExit):
         cifar10_sample.main(
             ["--model", "hybrid", "--teacher-ckpt", str(path), "--steps", "4",
