@@ -176,3 +176,38 @@ def test_smoke_dag_end_to_end(smoke_workflow):
         "--configfile", "workflows/config/smoke.yaml", cwd=workflow,
     )  # fmt: skip
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_paper_table_layout_plot_and_note(tmp_path):
+    """Paper scale: Table 1 columns beside the published values, the plot and the note."""
+    from di4c.cli import cifar10_table
+
+    recs = []
+    for n, (ft, fs) in {10: (33.0, 21.0), 20: (12.0, 5.9), 40: (6.0, 5.5)}.items():
+        recs += [
+            _rec("teacher", n, ft, spread=None, last=n) | {"is": 7.0},
+            _rec("student", n, fs, spread=None) | {"is": 8.0},
+        ]
+    recs.append(_rec("hybrid", 10, 18.0, spread=None, last=3) | {"is": 8.1})
+    for r in recs:
+        r.update(num_fake=50000, fid_clean=r["fid"] + 0.5)
+    m = tmp_path / "m.json"
+    m.write_text(json.dumps({"records": recs}))
+    out = tmp_path / "cifar10.csv"
+    cifar10_table.main(["--scale", "paper", "--metrics", str(m), "--out", str(out)])
+    rows = list(csv.DictReader(open(out)))
+    need = {"model", "steps", "fid", "is", "paper_fid", "paper_is", "fid_clean"}
+    assert need <= set(rows[0])
+    got = {(r["model"], int(r["steps"])): r for r in rows}
+    assert float(got[("teacher", 10)]["paper_fid"]) == 32.61
+    assert float(got[("student", 10)]["paper_fid"]) == 20.64
+    assert got[("student", 40)]["paper_fid"] == "" == got[("hybrid", 10)]["paper_fid"]
+    assert float(got[("hybrid", 10)]["fid_clean"]) == 18.5
+    assert [r["model"] for r in rows][:3] == ["teacher"] * 3  # paper order
+    assert out.with_suffix(".png").stat().st_size > 1000
+    md = out.with_suffix(".md").read_text()
+    assert "clean-fid" in md and "with split-half spreads" not in md
+    assert "Row `real`" not in md  # no real-vs-real floor at paper scale
+    assert "N=20" in md  # student@20 (5.9) matches teacher@40 (6.0); @10 does not
+    meta = json.loads(out.with_name("cifar10.meta.json").read_text())
+    assert meta["speedup"]["student"]["first_N_matching_teacher_2N"] == 20
