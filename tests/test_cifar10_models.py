@@ -242,3 +242,36 @@ def test_distill_cli_writes_a_loadable_student_and_resumes_exactly(tmp_path):
     # on the CPU the loss draws from the loop's generator itself
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(loss_rng(g1, "cpu").rand(3, 4), torch.rand(3, 4, generator=g2))
+
+
+def test_device_process_on_cpu_is_the_base_process():
+    """The mini twin's (CPU) process object gives exactly the base class's matrices."""
+    from di4c.processes.gaussian_rate import GaussianRateProcess
+
+    base = GaussianRateProcess(S=S, rate_sigma=PROC.rate_sigma)
+    dev = PROC.build("cpu")
+    t, s = torch.tensor([0.9, 0.3, 0.02]), torch.tensor([0.5, 0.3, 0.01])
+    assert torch.equal(dev.transition(t), base.transition(t))
+    assert torch.equal(dev.transition(t, s), base.transition(t, s))
+    assert torch.equal(dev.prior_probs(), base.prior_probs())
+
+
+@pytest.mark.gpu
+def test_device_process_and_sampler_on_cuda(teacher_file):
+    """On a GPU: transitions computed there match the CPU's; the sampler runs there."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cpu, gpu = PROC.build("cpu"), PROC.build("cuda")
+    t = torch.rand(64)
+    s = t * 0.5
+    pairs = [(cpu.transition(t), gpu.transition(t.cuda()))]
+    pairs.append((cpu.transition(t, s), gpu.transition(t.cuda(), s.cuda())))
+    for a, b in pairs:
+        assert b.is_cuda and torch.allclose(a, b.cpu(), atol=1e-6)
+    path, _ = teacher_file
+    teacher, cfg, proc = load_denoiser(path, "teacher", "cuda")
+    seeds = sample_seeds(4, seed=0)
+    x, nfe, _ = generate(
+        proc.build("cuda"), None, teacher, 3, 3, seeds, SHAPE, 4, "cuda"
+    )
+    assert nfe == 3 and x.shape == (4, *SHAPE) and int(x.max()) < S
