@@ -372,7 +372,7 @@ rule score_cifar10_paper:
     params:
         py=PY,
         root=C10["paper"]["data_root"],
-        flags=cli_flags(C10["paper"]["metrics"]),
+        flags=c10p_metrics_flags(),
     shell:
         "{params.py} -m di4c.cli.cifar10_metrics --samples {input.samples}"
         " --reference-cifar10 {params.root} --split-half false --out {output}"
