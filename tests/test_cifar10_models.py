@@ -1,11 +1,12 @@
 """CIFAR-10 slice: mini network (zero-init lambda path), containers, sampler/hybrid NFE at the CLI level."""
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
-from di4c.artifacts import write_meta
+from di4c.artifacts import meta_path_for, sha256_file, write_meta
 from di4c.cli import cifar10_sample
 from di4c.cli.cifar10_common import (
     ProcessConfig,
@@ -140,12 +141,14 @@ def test_sample_cli_records_hybrid_runs(teacher_file, tmp_path):
     ]
     assert d["runs"][1]["models"] == ["student"] * 3 + ["teacher"] * 3
     assert d["seeds"] == [0, 1, 2, 3, 4] and d["runs"][0]["levels"].shape == (5, *SHAPE)
-    meta = json.loads(out.with_name("hybrid.meta.json").read_text())
-    assert (
-        meta["inputs"]["teacher"]["sha256"] and meta["extra"]
-        if "extra" in meta
-        else True
-    )
+    meta = json.loads(meta_path_for(out).read_text())
+    assert meta["inputs"]["teacher"]["sha256"] == sha256_file(path)
+    assert meta["inputs"]["student"]["sha256"] == sha256_file(spath)
+    assert [(r["steps"], r["teacher_last"], r["nfe"]) for r in meta["runs"]] == [
+        (4, 1, 4),
+        (6, 3, 6),
+    ]
+    assert "seed=0" in meta["seeds"]["per_sample"]
     with pytest.raises(SystemExit):
         cifar10_sample.main(
             ["--model", "hybrid", "--teacher-ckpt", str(path), "--steps", "4",
@@ -186,3 +189,89 @@ def test_cifar10_loader_offline_names_the_config_key(tmp_path):
     y = random_hflip(x, g)
     for a, b in zip(x, y):
         assert torch.equal(a, b) or torch.equal(a.flip(-1), b)
+
+
+def _distill(teacher, data, work, out, iters):
+    from di4c.cli import cifar10_distill
+
+    cifar10_distill.main(
+        [
+            "--scale", "mini", "--teacher-ckpt", str(teacher), "--data", str(data),
+            "--out", str(out), "--work-dir", str(work), "--iters", str(iters),
+            "--K", "2", "--batch-x", "2", "--lr", "0.01", "--log-every", "1",
+            "--ckpt-every", "1", "--threads", "1",
+        ]
+    )  # fmt: skip
+    return json.loads(meta_path_for(out).read_text())
+
+
+def test_distill_cli_writes_a_loadable_student_and_resumes_exactly(tmp_path):
+    """The distillation CLI end to end on a tiny teacher (on a GPU machine: on the GPU).
+
+    A run stopped after 2 steps and resumed to 3 ends bit-identical to an
+    uninterrupted 3-step run (the loss's randomness replays from the
+    checkpointed generator), the student loads for sampling, and its lambda
+    path has left zero. Dropout is off here: its masks come from torch's global
+    RNG, which the shared training loop neither seeds nor checkpoints.
+    """
+    from di4c.cli.cifar10_distill import loss_rng
+    from di4c.data.images import ImageDataConfig, load_image_splits, save_splits
+    from di4c.teachers.tauldr import read_checkpoint
+
+    net = build_mini_unet(dataclasses.replace(MINI, dropout=0.0), SHAPE, S, seed=0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = _save(net, tmp_path / "teacher.pt")
+    data = tmp_path / "data.pt"
+    cfg = ImageDataConfig(source="digits", size=8, levels=S, heldout=200, seed=0)
+    save_splits(load_image_splits(cfg), data)
+    _distill(path, data, tmp_path / "run_a", tmp_path / "a.pt", 2)
+    meta = _distill(path, data, tmp_path / "run_a", tmp_path / "a.pt", 3)
+    assert meta["resumed_from"] == 2
+    assert meta["rules"]["K"] == 2 and meta["process"] == vars(PROC)
+    _distill(path, data, tmp_path / "run_b", tmp_path / "b.pt", 3)
+    a, b = read_checkpoint(tmp_path / "a.pt"), read_checkpoint(tmp_path / "b.pt")
+    assert a.is_student and a.n_iter == 3
+    for k in a.raw:
+        assert torch.equal(a.raw[k], b.raw[k]), k
+        assert torch.equal(a.ema[k], b.ema[k]), k
+    assert any(a.raw[k].any() for k in a.raw if ".dense1." in k)  # lambda path live
+    student, cfg_s, proc = load_denoiser(tmp_path / "a.pt", "student")
+    assert student.is_mixture and cfg_s.image_shape == SHAPE and proc == PROC
+    # on the CPU the loss draws from the loop's generator itself
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert torch.equal(loss_rng(g1, "cpu").rand(3, 4), torch.rand(3, 4, generator=g2))
+
+
+def test_device_process_on_cpu_is_the_base_process():
+    """The mini twin's (CPU) process object gives exactly the base class's matrices."""
+    from di4c.processes.gaussian_rate import GaussianRateProcess
+
+    base = GaussianRateProcess(S=S, rate_sigma=PROC.rate_sigma)
+    dev = PROC.build("cpu")
+    t, s = torch.tensor([0.9, 0.3, 0.02]), torch.tensor([0.5, 0.3, 0.01])
+    assert torch.equal(dev.transition(t), base.transition(t))
+    assert torch.equal(dev.transition(t, s), base.transition(t, s))
+    assert torch.equal(dev.prior_probs(), base.prior_probs())
+
+
+@pytest.mark.gpu
+def test_device_process_and_sampler_on_cuda(teacher_file):
+    """On a GPU: transitions computed there match the CPU's; the sampler runs there."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cpu, gpu = PROC.build("cpu"), PROC.build("cuda")
+    t = torch.rand(64)
+    s = t * 0.5
+    pairs = [(cpu.transition(t), gpu.transition(t.cuda()))]
+    pairs.append((cpu.transition(t, s), gpu.transition(t.cuda(), s.cuda())))
+    for a, b in pairs:
+        assert b.is_cuda and torch.allclose(a, b.cpu(), atol=1e-6)
+    path, _ = teacher_file
+    teacher, cfg, proc = load_denoiser(path, "teacher", "cuda")
+    seeds = sample_seeds(4, seed=0)
+    x, nfe, _ = generate(
+        proc.build("cuda"), None, teacher, 3, 3, seeds, SHAPE, 4, "cuda"
+    )
+    assert nfe == 3 and x.shape == (4, *SHAPE) and int(x.max()) < S

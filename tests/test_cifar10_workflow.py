@@ -98,7 +98,10 @@ def test_teacher_gate():
 
 
 def _smk(*args, cwd):
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    # PYTHONPATH: the workflow copy imports this checkout's di4c (and its schemas),
+    # not whichever checkout the interpreter has installed
+    pypath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", PYTHONPATH=pypath)
     return subprocess.run(
         [str(BIN / "snakemake"), *args],
         cwd=cwd,
@@ -118,21 +121,50 @@ def workflow(tmp_path):
 
 
 def test_paper_dag_dry_runs_both_student_sources(workflow):
-    out = _smk("-n", "paper_tables/cifar10.csv", cwd=workflow)
+    out = _smk("-n", "-p", "paper_tables/cifar10.csv", cwd=workflow)
     assert out.returncode == 0, out.stderr[-3000:]
     for rule in ("fetch_cifar10_teacher", "distill_cifar10_paper", "download_cifar10"):
         assert rule in out.stdout
     assert (
         out.stdout.count("rule sample_cifar10_paper:") == 9
     )  # 3 models x 3 step counts
+    assert "--weights-path" not in out.stdout  # Inception weights: downloaded
     sec = (workflow / "workflows/config/sections/cifar10.yaml").read_text()
     (workflow / "workflows/config/sections/cifar10.yaml").write_text(
-        sec.replace("student_source: distill", "student_source: released")
+        sec.replace("student_source: distill", "student_source: released").replace(
+            "weights_path: null", "weights_path: /w/incep tion.pth"
+        )
     )
-    out = _smk("-n", "paper_tables/cifar10.csv", cwd=workflow)
+    out = _smk("-n", "-p", "paper_tables/cifar10.csv", cwd=workflow)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "fetch_cifar10_released_student" in out.stdout
     assert "distill_cifar10_paper" not in out.stdout
+    assert out.stdout.count("--weights-path '/w/incep tion.pth'") == 9  # every cell
+
+
+def test_paper_metrics_offline_names_the_weights_key(tmp_path, monkeypatch):
+    """Without network, torch-fidelity's Inception download fails with the config key."""
+    import urllib.error
+
+    import torch_fidelity.feature_extractor_inceptionv3 as inception
+
+    from di4c.cli import cifar10_metrics
+    from di4c.data.images import ImageDataConfig, load_image_splits, save_splits
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(inception, "load_state_dict_from_url", offline)
+    data = tmp_path / "data.pt"
+    save_splits(load_image_splits(ImageDataConfig(source="digits", size=8)), data)
+    out = tmp_path / "m.json"
+    with pytest.raises(SystemExit, match="cifar10.paper.metrics.weights_path"):
+        cifar10_metrics.main(
+            ["--samples", str(tmp_path / "s.pt"), "--reference-data", str(data),
+             "--feature-extractor", "inception-v3-compat", "--protocol", "smoke",
+             "--out", str(out)]
+        )  # fmt: skip
+    assert not out.exists()
 
 
 def test_bad_cifar10_config_names_the_key(workflow):
@@ -176,3 +208,38 @@ def test_smoke_dag_end_to_end(smoke_workflow):
         "--configfile", "workflows/config/smoke.yaml", cwd=workflow,
     )  # fmt: skip
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_paper_table_layout_plot_and_note(tmp_path):
+    """Paper scale: Table 1 columns beside the published values, the plot and the note."""
+    from di4c.cli import cifar10_table
+
+    recs = []
+    for n, (ft, fs) in {10: (33.0, 21.0), 20: (12.0, 5.9), 40: (6.0, 5.5)}.items():
+        recs += [
+            _rec("teacher", n, ft, spread=None, last=n) | {"is": 7.0},
+            _rec("student", n, fs, spread=None) | {"is": 8.0},
+        ]
+    recs.append(_rec("hybrid", 10, 18.0, spread=None, last=3) | {"is": 8.1})
+    for r in recs:
+        r.update(num_fake=50000, fid_clean=r["fid"] + 0.5)
+    m = tmp_path / "m.json"
+    m.write_text(json.dumps({"records": recs}))
+    out = tmp_path / "cifar10.csv"
+    cifar10_table.main(["--scale", "paper", "--metrics", str(m), "--out", str(out)])
+    rows = list(csv.DictReader(open(out)))
+    need = {"model", "steps", "fid", "is", "paper_fid", "paper_is", "fid_clean"}
+    assert need <= set(rows[0])
+    got = {(r["model"], int(r["steps"])): r for r in rows}
+    assert float(got[("teacher", 10)]["paper_fid"]) == 32.61
+    assert float(got[("student", 10)]["paper_fid"]) == 20.64
+    assert got[("student", 40)]["paper_fid"] == "" == got[("hybrid", 10)]["paper_fid"]
+    assert float(got[("hybrid", 10)]["fid_clean"]) == 18.5
+    assert [r["model"] for r in rows][:3] == ["teacher"] * 3  # paper order
+    assert out.with_suffix(".png").stat().st_size > 1000
+    md = out.with_suffix(".md").read_text()
+    assert "clean-fid" in md and "with split-half spreads" not in md
+    assert "Row `real`" not in md  # no real-vs-real floor at paper scale
+    assert "N=20" in md  # student@20 (5.9) matches teacher@40 (6.0); @10 does not
+    meta = json.loads(out.with_name("cifar10.meta.json").read_text())
+    assert meta["speedup"]["student"]["first_N_matching_teacher_2N"] == 20

@@ -33,6 +33,7 @@ from di4c.artifacts import write_meta
 from di4c.cli.cifar10_common import DeviceDenoiser, checkpoint_info, net_config_to_dict
 from di4c.cli.common import add_run_args, setup_run
 from di4c.distill import di4c_loss
+from di4c.samplers.noise import BatchRNG
 from di4c.settings import get_rules
 from di4c.teachers.tauldr import (
     TauLDRDenoiser,
@@ -44,6 +45,21 @@ from di4c.teachers.tauldr import (
 from di4c.train import TrainConfig, train
 
 RULE_FLAGS = ("K", "batch_x", "lr", "ema_decay", "seed")
+
+
+def loss_rng(gen: torch.Generator, device: str | torch.device):
+    """The loss's randomness: ``gen`` itself on the CPU; on a GPU, a device generator.
+
+    The loss draws its categorical samples against probabilities on the
+    network's device, so on a GPU the uniforms must be drawn there too: a
+    :class:`BatchRNG` on ``device`` seeded from one draw of the loop's
+    (checkpointed) CPU generator, so a resumed run replays the same stream.
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        return BatchRNG(gen)
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    return BatchRNG(torch.Generator(device).manual_seed(seed), device)
 
 
 def training_images(args) -> tuple[torch.Tensor, tuple[int, int, int], str]:
@@ -138,7 +154,14 @@ def main(argv=None) -> None:
             from di4c.data.cifar10 import random_hflip
 
             x0 = random_hflip(x0.view(-1, *image_shape), gen).reshape(x0.shape[0], -1)
-        return di4c_loss(student, teacher, process, x0.long().to(device), rules, gen)
+        return di4c_loss(
+            student,
+            teacher,
+            process,
+            x0.long().to(device),
+            rules,
+            rng=loss_rng(gen, device),
+        )
 
     cfg = TrainConfig(
         iters=args.iters,

@@ -16,7 +16,6 @@ container, and gets a ``.meta.json`` with its sha256.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shutil
 import time
@@ -30,21 +29,13 @@ from di4c.teachers.tauldr import (
     teacher_checkpoint_path,
 )
 
-# the published files, with the workflow config keys that take a local copy
-TEACHER = dataclasses.replace(
-    TAULDR_TEACHER_FILE, config_key="cifar10.paper.teacher_ckpt"
-)
-STUDENT = dataclasses.replace(
-    DI4C_STUDENT_FILE, config_key="cifar10.paper.student_ckpt"
-)
-
 
 def _teacher(local: str):
-    return teacher_checkpoint_path(local or None, remote=TEACHER)
+    return teacher_checkpoint_path(local or None, remote=TAULDR_TEACHER_FILE)
 
 
 def _released_student(local: str):
-    return fetch(STUDENT, local or None)
+    return fetch(DI4C_STUDENT_FILE, local or None)
 
 
 SOURCES = {"teacher": _teacher, "released_student": _released_student}
@@ -68,8 +59,11 @@ def main(argv=None) -> None:
     ckpt = read_checkpoint(src)  # fails with a clear message on a wrong or damaged file
     want_student = args.what == "released_student"
     if ckpt.is_student != want_student:
+        found = "a Di4C student" if ckpt.is_student else "a teacher (product)"
+        key = (DI4C_STUDENT_FILE if want_student else TAULDR_TEACHER_FILE).config_key
         raise SystemExit(
-            f"{src}: expected a {args.what} checkpoint, found the other kind"
+            f"{src}: expected a {args.what} checkpoint, found {found} checkpoint; "
+            f"check config key '{key}' (teacher_ckpt and student_ckpt swapped?)"
         )
     with atomic_path(args.out) as tmp:
         tmp.unlink()

@@ -36,6 +36,8 @@ from di4c.metrics.image_quality import (
     split_half_spread,
 )
 
+WEIGHTS_KEY = "cifar10.paper.metrics.weights_path"
+
 
 def reference_images(args):
     if bool(args.reference_data) == bool(args.reference_cifar10):
@@ -87,13 +89,23 @@ def main(argv=None) -> None:
     t0 = time.time()
     real, ref_name = reference_images(args)
     fe = args.feature_extractor
-    feats_real = extract_features(
-        real,
-        fe,
-        args.metrics,
-        weights_path=args.weights_path,
-        batch_size=args.batch_size,
-    )
+    try:
+        feats_real = extract_features(
+            real,
+            fe,
+            args.metrics,
+            weights_path=args.weights_path,
+            batch_size=args.batch_size,
+        )
+    except OSError as e:  # URLError: torch-fidelity's Inception download failed
+        if fe != "inception-v3-compat" or args.weights_path:
+            raise
+        raise SystemExit(
+            f"could not load torch-fidelity's Inception weights ({type(e).__name__}: "
+            f"{e}); this machine may be offline. Download "
+            "weights-inception-2015-12-05-6726825d.pth (torch-fidelity's release "
+            f"assets) elsewhere and set config key '{WEIGHTS_KEY}' to its path."
+        ) from e
     cf_real = None
     records = []
     for path in args.samples:

@@ -57,6 +57,15 @@ ORDER = {
 STUDENTS = ("student", "released_student", "student_k1")
 # the released tldr-di4c.pt is the paper's Table 1 student: compare it to that row
 PAPER_MODEL = {"released_student": "student"}
+# the .md's description of the columns: mini / smoke (False) and paper scale (True)
+ROWS_NOTE = {
+    False: "FID/IS with split-half spreads. "
+    "Row `real`: held-out real images vs the training split (the floor).",
+    True: "FID/IS from torch-fidelity's Inception against CIFAR-10 train "
+    "(50,000 samples per cell, no split-half spreads, so the speed-up note "
+    "compares point values), `fid_clean`: clean-fid's FID of the same samples, "
+    "`paper_*`: the published values (empty where not transcribed).",
+}
 
 
 def load_records(paths) -> list[dict]:
@@ -272,9 +281,9 @@ def main(argv=None) -> None:
     write_table(recs, out, COLUMNS)
     md = (
         f"# {title}\n\nRows: model, steps N (NFE), teacher_last L (hybrid: the teacher takes the "
-        "last L steps incl. the final argmax), FID/IS with split-half spreads. "
-        "Row `real`: held-out real images vs the training split (the floor).\n\n"
-        f"## Speed-up at equal quality\n\n{note or '- no student rows.'}\n"
+        "last L steps incl. the final argmax), "
+        + ROWS_NOTE[args.scale == "paper"]
+        + f"\n\n## Speed-up at equal quality\n\n{note or '- no student rows.'}\n"
     )
     write_text(out.with_suffix(".md"), md)
     write_meta(

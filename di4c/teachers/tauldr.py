@@ -70,6 +70,8 @@ _STUDENT_TOP = ("lemb_modules.", "hlemb_modules.", "tlam_mix.", "h_t_lam_mix.")
 # The tauLDR authors publish a Dropbox *folder* (linked from the tauLDR and the
 # Di4C ``tauldr/README.md``); ``dl=1`` downloads it as a zip, from which
 # :func:`load_teacher` extracts ``ckpt_0001999999.pt``. No checksum is published.
+# ``config_key``: the workflow key (workflows/config/sections/cifar10.yaml) that
+# takes a local copy; offline errors name it.
 TAULDR_TEACHER_FILE = RemoteFile(
     name="tauldr_cifar10_dropbox_folder.zip",
     url=(
@@ -77,7 +79,7 @@ TAULDR_TEACHER_FILE = RemoteFile(
         "?dl=1&rlkey=k6d2bp73k4ifavcg9ldjhgu0s"
     ),
     sha256=None,
-    config_key="weights.cifar10_tauldr_teacher_ckpt",
+    config_key="cifar10.paper.teacher_ckpt",
     size_hint=f"folder zip, size unknown; holds {TEACHER_CKPT_NAME} (~0.6 GB est.)",
 )
 
@@ -85,7 +87,7 @@ DI4C_STUDENT_FILE = RemoteFile(
     name="tldr-di4c.pt",
     url="https://zenodo.org/records/15124163/files/tldr-di4c.pt?download=1",
     sha256=None,
-    config_key="weights.cifar10_di4c_student_ckpt",
+    config_key="cifar10.paper.student_ckpt",
     size_hint="size unknown",
 )
 

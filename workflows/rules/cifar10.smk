@@ -1,5 +1,17 @@
 # CIFAR-10 slice: paper Table 1 (tauLDR teacher, Di4C student; method.md §3) and its
 # CPU mini twin on packaged digits. Targets: cifar10 (paper scale), cifar10_mini.
+#
+# Paper scale (one GPU, internet or local copies):
+#   snakemake --cores 8 paper_tables/cifar10.csv
+# - CIFAR-10 through torchvision into cifar10.paper.data_root (downloaded if missing);
+# - teacher: tauLDR ckpt_0001999999.pt from the authors' Dropbox folder (zip, extracted),
+#   or a local copy at cifar10.paper.teacher_ckpt; runs on its EMA weights;
+# - student: our Di4C run (student_source: distill; 320k steps, resumable in
+#   results/cifar10/paper/student/run) or the released Zenodo tldr-di4c.pt
+#   (student_source: released; local copy at cifar10.paper.student_ckpt);
+# - 9 cells (teacher / student / hybrid at 10, 20, 40 steps), 50,000 samples each,
+#   FID and IS (torch-fidelity Inception) and clean-fid FID against CIFAR-10 train.
+# Offline, each fetch fails with the name of the config key that takes a local copy.
 C10 = config["cifar10"]
 C10M = f"{RESULTS}/cifar10/mini"
 C10P = f"{RESULTS}/cifar10/paper"
@@ -360,7 +372,7 @@ rule score_cifar10_paper:
     params:
         py=PY,
         root=C10["paper"]["data_root"],
-        flags=cli_flags(C10["paper"]["metrics"]),
+        flags=c10p_metrics_flags(),
     shell:
         "{params.py} -m di4c.cli.cifar10_metrics --samples {input.samples}"
         " --reference-cifar10 {params.root} --split-half false --out {output}"

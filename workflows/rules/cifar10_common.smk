@@ -1,5 +1,6 @@
 # Helpers of the CIFAR-10 rules (workflows/rules/cifar10.smk): CLI flag strings and the
 # Table 1 cells. Included by cifar10.smk after C10, C10M, C10P are defined.
+import shlex
 
 
 def c10_list(values):
@@ -30,6 +31,16 @@ def c10m_distill_flags():
     d = dict(C10["mini"]["distill"])
     d.pop("variants")
     return cli_flags(d)
+
+
+def c10p_metrics_flags():
+    """Paper-scale metrics flags; --weights-path only when a local Inception copy is set."""
+    m = dict(C10["paper"]["metrics"])
+    weights = m.pop("weights_path", None)
+    flags = cli_flags(m)
+    if weights:
+        flags += f" --weights-path {shlex.quote(str(weights))}"
+    return flags
 
 
 def c10p_cells():
