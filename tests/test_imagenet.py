@@ -274,6 +274,73 @@ def test_sample_cli_schedule_cfg_ramp_and_batch_invariance(tmp_path, monkeypatch
         assert (cond[6:] == UNCOND).all() and torch.equal(cond[:6], a["labels"])
 
 
+def _sample_cli(tmp_path, model, labels, name, steps, extra=()):
+    out = tmp_path / f"{name}.pt"
+    imagenet_sample.main(
+        [
+            *("--model", str(model), "--labels", str(labels), "--out", str(out)),
+            *("--steps", str(steps), "--cfg", "2", "--num-samples", "5"),
+            *("--batch-size", "3", "--seed", "4", "--device", "cpu", *extra),
+        ]
+    )
+    meta = json.loads(out.with_suffix(".meta.json").read_text())
+    return torch.load(out, weights_only=True)["tokens"], meta
+
+
+def test_hybrid_sampler_runs_the_teacher_for_the_last_steps(tmp_path, monkeypatch):
+    """Hybrid rows: the student's N - L steps, then the teacher's L (mini-twins.md, 3)."""
+    torch.manual_seed(0)
+    teacher = build_mini_maskgit(TINY).eval()  # independent weights: other logits
+    student = build_mini_maskgit(TINY, is_student=True).eval()
+    t_path = save_network(tmp_path / "t.pth", teacher)
+    s_path = save_network(tmp_path / "s.pth", student)
+    labels = tmp_path / "labels.pt"
+    torch.save({"labels": torch.tensor([0, 1, 2, 2, 1])}, labels)
+    seen = []  # (model, x_t) of every network call
+    orig = MaskGITDenoiser.logits
+
+    def spy(self, x_t, lam=None, cond=None):
+        role = "student" if self.is_mixture else "teacher"
+        seen.append((role, x_t.clone()))
+        return orig(self, x_t, lam, cond)
+
+    monkeypatch.setattr(MaskGITDenoiser, "logits", spy)
+    hyb = ("--hybrid-teacher", str(t_path))
+    runs = {}
+    for name, model, extra in [
+        ("student", s_path, ()),
+        ("teacher", t_path, ()),
+        ("hyb1", s_path, (*hyb, "--teacher-last", "1")),
+        ("hyb0", s_path, (*hyb, "--teacher-last", "0")),
+        ("hyb4", s_path, (*hyb, "--teacher-last", "4")),
+    ]:
+        seen.clear()
+        tokens, meta = _sample_cli(tmp_path, model, labels, name, 4, extra)
+        runs[name] = (tokens, meta, list(seen))
+    tok, meta, calls = runs["hyb1"]
+    assert meta["step_models"] == ["student"] * 3 + ["teacher"]
+    assert meta["inputs"]["hybrid_teacher"]["path"] == str(t_path)
+    # 2 batches (3 + 2 samples) x 4 steps; the teacher makes the 4th call of each
+    assert [c[0] for c in calls] == (["student"] * 3 + ["teacher"]) * 2
+    # before the last step the hybrid state is the student's (same seeds) ...
+    s_tok, _, s_calls = runs["student"]
+    for b in (3, 7):
+        assert torch.equal(calls[b][1], s_calls[b][1])
+    # CFG halves share x_t: the first rows of the last call are the batch's state
+    committed = torch.cat([calls[3][1][:3], calls[7][1][:2]]) != TINY.codebook_size
+    assert torch.equal(tok[committed], s_tok[committed])
+    # ... and the last step (unmask schedule of D = 16: 3, 2, 4, 7) is the teacher's
+    assert (~committed).sum(1).tolist() == [7] * 5
+    assert not torch.equal(tok, s_tok)
+    # the two ends: L = 0 is the student, L = N the teacher (lambda draws unused)
+    assert runs["hyb0"][1]["step_models"] == ["student"] * 4
+    assert torch.equal(runs["hyb0"][0], s_tok)
+    assert runs["hyb4"][1]["step_models"] == ["teacher"] * 4
+    assert torch.equal(runs["hyb4"][0], runs["teacher"][0])
+    with pytest.raises(ValueError, match="teacher_last must be in"):
+        _sample_cli(tmp_path, s_path, labels, "bad", 4, (*hyb, "--teacher-last", "5"))
+
+
 # ------------------------------------------------------------------ ImageNet data
 def test_minmax_uint8_per_image():
     x = torch.tensor([[[[-1.0, 0.0], [1.0, 3.0]]], [[[2.0, 2.0], [2.0, 2.0]]]])
