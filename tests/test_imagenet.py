@@ -354,6 +354,31 @@ def test_minmax_uint8_per_image():
     assert torch.equal(minmax_uint8(y), out)
 
 
+def test_precision_recall_over_aligned_chunks():
+    """The protocol's 5-chunk precision / recall: chunk i against chunk i."""
+    from di4c.cli.imagenet_images import chunked_prc, score_features
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20, 8, generator=g)  # cluster A
+    b = torch.randn(20, 8, generator=g) + 100.0  # cluster B, far away
+    real = {"pool": torch.cat([a, b]), "logits": torch.zeros(40, 10)}
+    swapped = {"pool": torch.cat([b, a]), "logits": torch.zeros(40, 10)}
+    # full sets: the same points -> precision = recall = 1; chunk-aligned: each
+    # generated chunk lies in the other cluster -> 0
+    full = score_features(swapped, real, "digit-classifier", ("prc",))
+    assert (full["precision"], full["recall"]) == (1.0, 1.0)
+    res = chunked_prc(swapped, real, "digit-classifier", 2)
+    assert res["precision_chunks"] == [0.0, 0.0] == res["recall_chunks"]
+    assert (res["precision"], res["recall"], res["f_score"]) == (0.0, 0.0, 0.0)
+    same = score_features(real, real, "digit-classifier", ("prc",), prc_chunks=2)
+    assert same["precision_chunks"] == [1.0, 1.0] and same["recall"] == 1.0
+    half = {"pool": torch.cat([a, a]), "logits": torch.zeros(40, 10)}
+    res = chunked_prc(half, real, "digit-classifier", 2)  # chunk 2 misses cluster B
+    assert res["precision_chunks"] == [1.0, 0.0] and res["precision"] == 0.5
+    with pytest.raises(ValueError, match="lower prc_chunks"):
+        chunked_prc(real, real, "digit-classifier", 11)
+
+
 @pytest.fixture(scope="module")
 def fake_imagenet(tmp_path_factory):
     """ImageFolder val/ with 1000 class folders of one tiny image each."""
@@ -365,6 +390,57 @@ def fake_imagenet(tmp_path_factory):
         d.mkdir(parents=True)
         Image.new("RGB", (4, 3), (c % 256, 7, 9 + c % 7)).save(d / "a.png")
     return root
+
+
+def test_encode_cli_one_seeded_augmentation_per_image(tmp_path):
+    """imagenet_encode: the same codes at any batch size / worker count; seeded."""
+    from PIL import Image
+
+    from di4c.cli import imagenet_encode
+    from di4c.networks.vqgan import VQGANConfig, VQModel
+    from di4c.teachers.maskgit import save_vqgan_checkpoint, write_vqgan_yaml
+
+    root = tmp_path / "imagenet"
+    noise = torch.randint(
+        0, 256, (24, 32, 3), generator=torch.Generator().manual_seed(0)
+    )
+    img = tmp_path / "noise.png"
+    Image.fromarray(noise.to(torch.uint8).numpy()).save(img)
+    for c in range(1000):  # ImageFolder needs the 1000 class folders
+        (root / "train" / f"n{c:08d}").mkdir(parents=True)
+        (root / "train" / f"n{c:08d}" / "a.png").symlink_to(img)
+    cfg = VQGANConfig(
+        embed_dim=4,
+        n_embed=8,
+        ch=32,
+        ch_mult=(1, 1, 1, 1, 1),  # f16, as the paper's VQGAN: 16 x 16 codes
+        num_res_blocks=1,
+        attn_resolutions=(),
+        resolution=256,
+        z_channels=4,
+    )
+    torch.manual_seed(0)
+    save_vqgan_checkpoint(tmp_path / "last.ckpt", VQModel(cfg).eval())
+    write_vqgan_yaml(tmp_path / "model.yaml", cfg)
+
+    def encode(name, *flags):
+        out = tmp_path / f"{name}.pt"
+        imagenet_encode.main(
+            ["--imagenet-dir", str(root), "--limit", "4", "--device", "cpu"]
+            + ["--vq-ckpt", str(tmp_path / "last.ckpt"), "--out", str(out)]
+            + ["--vq-yaml", str(tmp_path / "model.yaml"), *flags]
+        )
+        return torch.load(out, weights_only=True)
+
+    a = encode("a", "--batch-size", "4", "--workers", "0")
+    b = encode("b", "--batch-size", "3", "--workers", "1")
+    c = encode("c", "--batch-size", "4", "--workers", "0", "--seed", "1")
+    assert a["train_tokens"].shape == (4, 256) and a["grid"] == 16
+    assert a["train_labels"].tolist() == [0, 1, 2, 3] and a["codebook_size"] == 8
+    assert torch.equal(a["train_tokens"], b["train_tokens"])
+    assert not torch.equal(a["train_tokens"], c["train_tokens"])
+    # one image, four classes: each index draws its own crop / flip
+    assert len({tuple(t.tolist()) for t in a["train_tokens"]}) > 1
 
 
 def test_val_labels_in_loader_order_and_minmax_dataset(fake_imagenet, tmp_path):
@@ -412,11 +488,12 @@ def test_paper_metric_path_offline_inception(fake_imagenet, tmp_path):
         ["--samples", str(samples), "--vq-ckpt", str(tmp_path / "last.ckpt")]
         + ["--vq-yaml", str(tmp_path / "model.yaml"), "--reference", str(ref)]
         + ["--protocol", "smoke", "--device", "cpu", "--out", str(out)]
-        + ["--model", "teacher"]
+        + ["--model", "teacher", "--prc-chunks", "2"]
         + ext
     )
     res = json.loads(out.read_text())
     assert res["fid"] > 0 and "is" not in res and 0 <= res["precision"] <= 1
+    assert res["precision"] == sum(res["precision_chunks"]) / 2  # the protocol's mean
     assert (res["model"], res["steps"], res["cfg"]) == ("teacher", 4, 3.0)
     with pytest.raises(ValueError, match="needs >= 50000"):
         imagenet_eval.main(
