@@ -274,6 +274,73 @@ def test_sample_cli_schedule_cfg_ramp_and_batch_invariance(tmp_path, monkeypatch
         assert (cond[6:] == UNCOND).all() and torch.equal(cond[:6], a["labels"])
 
 
+def _sample_cli(tmp_path, model, labels, name, steps, extra=()):
+    out = tmp_path / f"{name}.pt"
+    imagenet_sample.main(
+        [
+            *("--model", str(model), "--labels", str(labels), "--out", str(out)),
+            *("--steps", str(steps), "--cfg", "2", "--num-samples", "5"),
+            *("--batch-size", "3", "--seed", "4", "--device", "cpu", *extra),
+        ]
+    )
+    meta = json.loads(out.with_suffix(".meta.json").read_text())
+    return torch.load(out, weights_only=True)["tokens"], meta
+
+
+def test_hybrid_sampler_runs_the_teacher_for_the_last_steps(tmp_path, monkeypatch):
+    """Hybrid rows: the student's N - L steps, then the teacher's L (mini-twins.md, 3)."""
+    torch.manual_seed(0)
+    teacher = build_mini_maskgit(TINY).eval()  # independent weights: other logits
+    student = build_mini_maskgit(TINY, is_student=True).eval()
+    t_path = save_network(tmp_path / "t.pth", teacher)
+    s_path = save_network(tmp_path / "s.pth", student)
+    labels = tmp_path / "labels.pt"
+    torch.save({"labels": torch.tensor([0, 1, 2, 2, 1])}, labels)
+    seen = []  # (model, x_t) of every network call
+    orig = MaskGITDenoiser.logits
+
+    def spy(self, x_t, lam=None, cond=None):
+        role = "student" if self.is_mixture else "teacher"
+        seen.append((role, x_t.clone()))
+        return orig(self, x_t, lam, cond)
+
+    monkeypatch.setattr(MaskGITDenoiser, "logits", spy)
+    hyb = ("--hybrid-teacher", str(t_path))
+    runs = {}
+    for name, model, extra in [
+        ("student", s_path, ()),
+        ("teacher", t_path, ()),
+        ("hyb1", s_path, (*hyb, "--teacher-last", "1")),
+        ("hyb0", s_path, (*hyb, "--teacher-last", "0")),
+        ("hyb4", s_path, (*hyb, "--teacher-last", "4")),
+    ]:
+        seen.clear()
+        tokens, meta = _sample_cli(tmp_path, model, labels, name, 4, extra)
+        runs[name] = (tokens, meta, list(seen))
+    tok, meta, calls = runs["hyb1"]
+    assert meta["step_models"] == ["student"] * 3 + ["teacher"]
+    assert meta["inputs"]["hybrid_teacher"]["path"] == str(t_path)
+    # 2 batches (3 + 2 samples) x 4 steps; the teacher makes the 4th call of each
+    assert [c[0] for c in calls] == (["student"] * 3 + ["teacher"]) * 2
+    # before the last step the hybrid state is the student's (same seeds) ...
+    s_tok, _, s_calls = runs["student"]
+    for b in (3, 7):
+        assert torch.equal(calls[b][1], s_calls[b][1])
+    # CFG halves share x_t: the first rows of the last call are the batch's state
+    committed = torch.cat([calls[3][1][:3], calls[7][1][:2]]) != TINY.codebook_size
+    assert torch.equal(tok[committed], s_tok[committed])
+    # ... and the last step (unmask schedule of D = 16: 3, 2, 4, 7) is the teacher's
+    assert (~committed).sum(1).tolist() == [7] * 5
+    assert not torch.equal(tok, s_tok)
+    # the two ends: L = 0 is the student, L = N the teacher (lambda draws unused)
+    assert runs["hyb0"][1]["step_models"] == ["student"] * 4
+    assert torch.equal(runs["hyb0"][0], s_tok)
+    assert runs["hyb4"][1]["step_models"] == ["teacher"] * 4
+    assert torch.equal(runs["hyb4"][0], runs["teacher"][0])
+    with pytest.raises(ValueError, match="teacher_last must be in"):
+        _sample_cli(tmp_path, s_path, labels, "bad", 4, (*hyb, "--teacher-last", "5"))
+
+
 # ------------------------------------------------------------------ ImageNet data
 def test_minmax_uint8_per_image():
     x = torch.tensor([[[[-1.0, 0.0], [1.0, 3.0]]], [[[2.0, 2.0], [2.0, 2.0]]]])
@@ -287,6 +354,31 @@ def test_minmax_uint8_per_image():
     assert torch.equal(minmax_uint8(y), out)
 
 
+def test_precision_recall_over_aligned_chunks():
+    """The protocol's 5-chunk precision / recall: chunk i against chunk i."""
+    from di4c.cli.imagenet_images import chunked_prc, score_features
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20, 8, generator=g)  # cluster A
+    b = torch.randn(20, 8, generator=g) + 100.0  # cluster B, far away
+    real = {"pool": torch.cat([a, b]), "logits": torch.zeros(40, 10)}
+    swapped = {"pool": torch.cat([b, a]), "logits": torch.zeros(40, 10)}
+    # full sets: the same points -> precision = recall = 1; chunk-aligned: each
+    # generated chunk lies in the other cluster -> 0
+    full = score_features(swapped, real, "digit-classifier", ("prc",))
+    assert (full["precision"], full["recall"]) == (1.0, 1.0)
+    res = chunked_prc(swapped, real, "digit-classifier", 2)
+    assert res["precision_chunks"] == [0.0, 0.0] == res["recall_chunks"]
+    assert (res["precision"], res["recall"], res["f_score"]) == (0.0, 0.0, 0.0)
+    same = score_features(real, real, "digit-classifier", ("prc",), prc_chunks=2)
+    assert same["precision_chunks"] == [1.0, 1.0] and same["recall"] == 1.0
+    half = {"pool": torch.cat([a, a]), "logits": torch.zeros(40, 10)}
+    res = chunked_prc(half, real, "digit-classifier", 2)  # chunk 2 misses cluster B
+    assert res["precision_chunks"] == [1.0, 0.0] and res["precision"] == 0.5
+    with pytest.raises(ValueError, match="lower prc_chunks"):
+        chunked_prc(real, real, "digit-classifier", 11)
+
+
 @pytest.fixture(scope="module")
 def fake_imagenet(tmp_path_factory):
     """ImageFolder val/ with 1000 class folders of one tiny image each."""
@@ -298,6 +390,57 @@ def fake_imagenet(tmp_path_factory):
         d.mkdir(parents=True)
         Image.new("RGB", (4, 3), (c % 256, 7, 9 + c % 7)).save(d / "a.png")
     return root
+
+
+def test_encode_cli_one_seeded_augmentation_per_image(tmp_path):
+    """imagenet_encode: the same codes at any batch size / worker count; seeded."""
+    from PIL import Image
+
+    from di4c.cli import imagenet_encode
+    from di4c.networks.vqgan import VQGANConfig, VQModel
+    from di4c.teachers.maskgit import save_vqgan_checkpoint, write_vqgan_yaml
+
+    root = tmp_path / "imagenet"
+    noise = torch.randint(
+        0, 256, (24, 32, 3), generator=torch.Generator().manual_seed(0)
+    )
+    img = tmp_path / "noise.png"
+    Image.fromarray(noise.to(torch.uint8).numpy()).save(img)
+    for c in range(1000):  # ImageFolder needs the 1000 class folders
+        (root / "train" / f"n{c:08d}").mkdir(parents=True)
+        (root / "train" / f"n{c:08d}" / "a.png").symlink_to(img)
+    cfg = VQGANConfig(
+        embed_dim=4,
+        n_embed=8,
+        ch=32,
+        ch_mult=(1, 1, 1, 1, 1),  # f16, as the paper's VQGAN: 16 x 16 codes
+        num_res_blocks=1,
+        attn_resolutions=(),
+        resolution=256,
+        z_channels=4,
+    )
+    torch.manual_seed(0)
+    save_vqgan_checkpoint(tmp_path / "last.ckpt", VQModel(cfg).eval())
+    write_vqgan_yaml(tmp_path / "model.yaml", cfg)
+
+    def encode(name, *flags):
+        out = tmp_path / f"{name}.pt"
+        imagenet_encode.main(
+            ["--imagenet-dir", str(root), "--limit", "4", "--device", "cpu"]
+            + ["--vq-ckpt", str(tmp_path / "last.ckpt"), "--out", str(out)]
+            + ["--vq-yaml", str(tmp_path / "model.yaml"), *flags]
+        )
+        return torch.load(out, weights_only=True)
+
+    a = encode("a", "--batch-size", "4", "--workers", "0")
+    b = encode("b", "--batch-size", "3", "--workers", "1")
+    c = encode("c", "--batch-size", "4", "--workers", "0", "--seed", "1")
+    assert a["train_tokens"].shape == (4, 256) and a["grid"] == 16
+    assert a["train_labels"].tolist() == [0, 1, 2, 3] and a["codebook_size"] == 8
+    assert torch.equal(a["train_tokens"], b["train_tokens"])
+    assert not torch.equal(a["train_tokens"], c["train_tokens"])
+    # one image, four classes: each index draws its own crop / flip
+    assert len({tuple(t.tolist()) for t in a["train_tokens"]}) > 1
 
 
 def test_val_labels_in_loader_order_and_minmax_dataset(fake_imagenet, tmp_path):
@@ -345,11 +488,12 @@ def test_paper_metric_path_offline_inception(fake_imagenet, tmp_path):
         ["--samples", str(samples), "--vq-ckpt", str(tmp_path / "last.ckpt")]
         + ["--vq-yaml", str(tmp_path / "model.yaml"), "--reference", str(ref)]
         + ["--protocol", "smoke", "--device", "cpu", "--out", str(out)]
-        + ["--model", "teacher"]
+        + ["--model", "teacher", "--prc-chunks", "2"]
         + ext
     )
     res = json.loads(out.read_text())
     assert res["fid"] > 0 and "is" not in res and 0 <= res["precision"] <= 1
+    assert res["precision"] == sum(res["precision_chunks"]) / 2  # the protocol's mean
     assert (res["model"], res["steps"], res["cfg"]) == ("teacher", 4, 3.0)
     with pytest.raises(ValueError, match="needs >= 50000"):
         imagenet_eval.main(

@@ -428,6 +428,55 @@ def test_offline_fetch_names_config_key(tmp_path, monkeypatch):
         )
 
 
+def test_fetch_cli_local_copies_revision_and_config_key_errors(tmp_path, monkeypatch):
+    """imagenet_fetch: local copies are checked and linked; errors name the key."""
+    from di4c.cli import imagenet_fetch
+
+    monkeypatch.setenv("DI4C_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "src"
+    src.mkdir()
+    teacher = _small_teacher()
+    torch.manual_seed(1)
+    student = MaskTransformer(SMALL.as_student()).eval()
+    t = mg.save_transformer_checkpoint(src / "MaskGIT_ImageNet_256.pth", teacher)
+    s = mg.save_transformer_checkpoint(src / "maskgit-di4c-d.pth", student)
+    vq = VQModel(SMALL_VQ).eval()
+    ck = mg.save_vqgan_checkpoint(src / "last.ckpt", vq)
+    ym = mg.write_vqgan_yaml(src / "model.yaml", SMALL_VQ)
+    out = tmp_path / "weights"
+    flags = ["--teacher-ckpt", str(t), "--vqgan-ckpt", str(ck), "--vqgan-yaml"]
+    flags += [str(ym), "--out-dir", str(out), "--hf-revision", "abc123"]
+    imagenet_fetch.main([*flags, "--student", "--student-ckpt", str(s)])
+    for name, f in [
+        ("teacher.pth", t),
+        ("vqgan/last.ckpt", ck),
+        ("vqgan/model.yaml", ym),
+        ("released.pth", s),
+    ]:
+        assert (out / name).is_symlink() and (out / name).resolve() == f.resolve()
+    meta = json.loads((out / "weights.meta.json").read_text())
+    assert meta["config"] == {"student": True, "hf_revision": "abc123"}
+    assert meta["files"]["teacher.pth"]["source"].startswith(
+        "hf://llvictorll/Maskgit-pytorch@abc123/"
+    )
+    _assert_same_weights(student, mg.load_student(out / "released.pth", config=SMALL))
+    # a missing local copy names the workflow config key
+    with pytest.raises(MissingWeightsError, match=r"imagenet\.paper\.weights\.student"):
+        imagenet_fetch.main([*flags, "--student", "--student-ckpt", str(src / "no")])
+    # a file of the wrong family fails at the fetch step, not hours later
+    bad = [*flags[:3], str(t), *flags[4:]]  # the teacher .pth as the VQGAN ckpt
+    with pytest.raises(mg.CheckpointFormatError):
+        imagenet_fetch.main(bad)
+    # revisions: default untouched, another one gets its own cache name; URLs keep
+    assert mg.at_revision(mg.TEACHER_FILE, mg.HF_REVISION) is mg.TEACHER_FILE
+    r = mg.at_revision(mg.VQGAN_CKPT_FILE, "0123abcd")
+    assert r.hf_revision == "0123abcd" and r.name != mg.VQGAN_CKPT_FILE.name
+    assert mg.at_revision(mg.STUDENT_FILE, "0123abcd") is mg.STUDENT_FILE
+    with pytest.raises(ValueError, match=mg.CONFIG_KEY_HF_REVISION):
+        mg.at_revision(mg.TEACHER_FILE, "main; rm -rf")
+    assert mg.CONFIG_KEY_TEACHER == "imagenet.paper.weights.teacher_ckpt"
+
+
 def test_pinned_descriptors():
     for rf, fname in [
         (mg.TEACHER_FILE, "pretrained_maskgit/MaskGIT/MaskGIT_ImageNet_256.pth"),

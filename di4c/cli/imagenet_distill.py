@@ -20,6 +20,12 @@ the teacher (marginals and one-step samples), to the student at x_t for all K
 lambdas and to the student target pass, so the drop is shared by teacher and
 student as in the authors' ``train_di4c``.
 
+Precision: the authors train under fp16 autocast with a GradScaler. The
+shared training loop (:mod:`di4c.train`) has no scaler, so ``precision`` is
+``fp32`` or ``bf16`` (autocast of the loss computation, no scaling needed;
+the paper config uses bf16 on a GPU). fp16 is refused rather than run
+without a scaler.
+
 The student starts from the teacher file with a random lambda projection
 (:func:`di4c.teachers.maskgit.init_student_from_teacher`). Resumable
 (``<out dir>/run/checkpoint.pt``). Writes ``--out`` in the authors' ``.pth``

@@ -6,9 +6,11 @@
 
 The authors encode every training batch on the fly (Resize 256, RandomCrop
 256, horizontal flip, then 2x - 1 and the VQGAN encoder; method.md §4.1,
-§4.3). We encode each training image once with one draw of that augmentation
-(seeded), which gives the distribution of one epoch of their pipeline; at their
-batch of 4 images an epoch is 320k iterations, beyond what the released
+§4.3). We encode each training image once with one draw of that augmentation,
+seeded per image from (``--seed``, index) by
+:class:`di4c.data.imagenet.SeededItems` (the same codes at any batch size or
+worker count), which gives the distribution of one epoch of their pipeline; at
+their batch of 4 images an epoch is 320k iterations, beyond what the released
 checkpoint's (unknown) length is likely to be. Codes are stored as int16
 (1.28M x 256 = 0.66 GB), with labels, in the token-file layout the distillation
 CLI reads (``train_tokens``, ``train_labels``).
@@ -25,7 +27,7 @@ from di4c.artifacts import save_torch, write_meta
 from di4c.cli.common import add_run_args, setup_run
 from di4c.cli.imagenet_common import pick_device
 from di4c.cli.imagenet_images import load_tokenizer
-from di4c.data.imagenet import imagenet_folder
+from di4c.data.imagenet import SeededItems, imagenet_folder
 
 
 @torch.no_grad()
@@ -48,7 +50,7 @@ def main(argv=None) -> None:
     setup_run(args.log, args.threads)
     t0 = time.time()
     device = pick_device(args.device)
-    ds = imagenet_folder(args.imagenet_dir, args.split)
+    ds = SeededItems(imagenet_folder(args.imagenet_dir, args.split), args.seed)
     if args.limit:
         ds = torch.utils.data.Subset(ds, range(min(args.limit, len(ds))))
     loader = torch.utils.data.DataLoader(
@@ -56,7 +58,6 @@ def main(argv=None) -> None:
         batch_size=args.batch_size,
         num_workers=args.workers,
         shuffle=False,
-        generator=torch.Generator().manual_seed(args.seed),
     )
     vq = load_tokenizer(args.vq_ckpt, args.vq_yaml, device=device).eval()
     n = len(ds)

@@ -1,7 +1,8 @@
 """Fetch the published ImageNet-setting weights (method.md §4.6) and check their containers.
 
     python -m di4c.cli.imagenet_fetch --out-dir results/imagenet/paper/weights \
-        [--teacher-ckpt F] [--vqgan-ckpt F] [--vqgan-yaml F] [--student-ckpt F]
+        [--teacher-ckpt F] [--vqgan-ckpt F] [--vqgan-yaml F] [--student-ckpt F] \
+        [--hf-revision REV]
 
 - teacher: Hugging Face ``llvictorll/Maskgit-pytorch``
   ``pretrained_maskgit/MaskGIT/MaskGIT_ImageNet_256.pth``;
@@ -10,9 +11,10 @@
   ``maskgit-di4c-d.pth`` (with ``--student``).
 
 Each file comes from a local copy when its flag (config key
-``imagenet.paper.<name>``) is set, else from the cache / a pinned, locked,
-atomic, retried download (:func:`di4c.download.fetch`); offline, the error
-names the file and the key. Every file is opened with the container readers
+``imagenet.paper.weights.<name>``) is set, else from the cache / a locked,
+atomic, retried download (:func:`di4c.download.fetch`) of the Hugging Face repo
+at ``--hf-revision`` (config key ``imagenet.paper.weights.hf_revision``; a
+commit hash pins it); offline, the error names the file and the key. Every file is opened with the container readers
 (a wrong or truncated file fails here, not hours later), then linked into
 ``--out-dir`` as ``teacher.pth``, ``vqgan/last.ckpt``, ``vqgan/model.yaml``,
 ``released.pth``; ``weights.meta.json`` records sources and sha256.
@@ -56,6 +58,11 @@ def main(argv=None) -> None:
     ap.add_argument("--out-dir", required=True)
     for _, key, _ in FILES.values():
         ap.add_argument("--" + key.replace("_", "-"), default=None, help="local copy")
+    ap.add_argument(
+        "--hf-revision",
+        default=mg.HF_REVISION,
+        help="revision (commit hash, branch, tag) of the Hugging Face repo",
+    )
     ap.add_argument("--student", action="store_true", help="also the released student")
     add_run_args(ap)
     args = ap.parse_args(argv)
@@ -66,7 +73,10 @@ def main(argv=None) -> None:
     for name, (remote, key, check) in FILES.items():
         if name in OPTIONAL and not args.student:
             continue
-        rf = dataclasses.replace(remote, config_key=f"imagenet.paper.{key}")
+        rf = dataclasses.replace(
+            mg.at_revision(remote, args.hf_revision),
+            config_key=f"imagenet.paper.weights.{key}",
+        )
         path = fetch(rf, getattr(args, key))
         check(path)
         link(path, out / name)
@@ -78,7 +88,7 @@ def main(argv=None) -> None:
         print(f"[fetch] {name} <- {path}", flush=True)
     write_meta(
         out / "weights.json",
-        config={"student": args.student},
+        config={"student": args.student, "hf_revision": args.hf_revision},
         wall_time_s=time.time() - t0,
         extra={"files": record},
     )

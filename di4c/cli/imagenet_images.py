@@ -29,6 +29,7 @@ from di4c.teachers.maskgit import vqgan_from_files
 
 __all__ = [
     "bootstrap_sd",
+    "chunked_prc",
     "decoded_chunks",
     "features_of_chunks",
     "load_tokenizer",
@@ -140,10 +141,58 @@ def bootstrap_sd(
     return {f"{k}_sd": float(torch.tensor(v).std()) for k, v in vals.items()}
 
 
-def score_features(fake, real, feature_extractor: str, metrics) -> dict:
+def chunked_prc(fake, real, feature_extractor: str, chunks: int) -> dict:
+    """Precision / recall (k = 3) averaged over ``chunks`` aligned chunks.
+
+    The protocol's ``manifold_metrics`` (method.md §4.5): generated and
+    reference features are each cut into ``chunks`` consecutive pieces
+    (``torch.chunk``), piece i is scored against piece i, and the values are
+    averaged (the authors: 5 chunks of 10,000). Also returns the per-chunk values.
+    """
+    if chunks < 1:
+        raise ValueError(f"prc_chunks must be >= 1; got {chunks}")
+    n_fake = len(next(iter(fake.values())))
+    n_real = len(next(iter(real.values())))
+    if min(n_fake, n_real) < 4 * chunks:
+        raise ValueError(
+            f"{chunks} precision/recall chunks need >= {4 * chunks} generated and "
+            f"reference images; got {n_fake} and {n_real} (lower prc_chunks)"
+        )
+    parts = [
+        metrics_from_features(
+            {k: v for k, v in zip(fake, fc)},
+            {k: v for k, v in zip(real, rc)},
+            feature_extractor,
+            ("prc",),
+        )
+        for fc, rc in zip(
+            zip(*(v.chunk(chunks) for v in fake.values())),
+            zip(*(v.chunk(chunks) for v in real.values())),
+        )
+    ]
+    out = {}
+    for key in ("precision", "recall"):
+        vals = [p[key] for p in parts]
+        out[key] = sum(vals) / len(vals)
+        out[f"{key}_chunks"] = vals
+    p, r = out["precision"], out["recall"]
+    out["f_score"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    return out
+
+
+def score_features(
+    fake, real, feature_extractor: str, metrics, prc_chunks: int = 1
+) -> dict:
     """Metrics of generated features against the reference, with their noise:
-    ``*_spread`` (split-half difference) and ``fid_sd`` / ``is_sd`` (bootstrap)."""
+    ``*_spread`` (split-half difference) and ``fid_sd`` / ``is_sd`` (bootstrap).
+
+    With ``prc_chunks`` > 1 precision and recall are the chunk averages of
+    :func:`chunked_prc` (their ``*_spread`` stays the split-half difference of
+    full-reference values); 1 scores the full sets at once.
+    """
     out = metrics_from_features(fake, real, feature_extractor, metrics)
+    if "prc" in metrics and prc_chunks > 1:
+        out.update(chunked_prc(fake, real, feature_extractor, prc_chunks))
     spread = split_half_spread(fake, real, feature_extractor, metrics)
     out.update({f"{k}_spread": v for k, v in spread.items()})
     out.update(bootstrap_sd(fake, real, feature_extractor, metrics))

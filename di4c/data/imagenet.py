@@ -14,6 +14,9 @@
   (``remap_image_torch``; generated images are not clamped first).
 - :class:`MinMaxImages`: a dataset view yielding those uint8 images, the input
   torch-fidelity takes.
+- :class:`SeededItems`: a dataset view whose random transforms draw from a
+  generator seeded by (seed, index), so each image gets the same crop / flip
+  whatever the batch size, worker count or order.
 
 ImageNet cannot be downloaded by code (licence); point the config key
 ``imagenet.paper.imagenet_dir`` at a local copy.
@@ -32,6 +35,7 @@ __all__ = [
     "CONFIG_KEY_IMAGENET_DIR",
     "IMAGE_SIZE",
     "MinMaxImages",
+    "SeededItems",
     "imagenet_folder",
     "imagenet_transform",
     "minmax_uint8",
@@ -140,3 +144,24 @@ class MinMaxImages(Dataset):
     def __getitem__(self, i: int) -> Tensor:
         img = self.base[i][0]
         return minmax_uint8(img[None])[0]
+
+
+class SeededItems(Dataset):
+    """``base[i]`` with torch's global RNG seeded from ``(seed, i)`` for the call.
+
+    torchvision's random transforms (RandomCrop, RandomHorizontalFlip) draw from
+    the global generator, which a DataLoader seeds per worker, so their draws
+    otherwise depend on the worker count (and, with ``num_workers=0``, on
+    nothing the caller seeded). The caller's RNG state is restored afterwards.
+    """
+
+    def __init__(self, base: Dataset, seed: int):
+        self.base, self.seed = base, int(seed)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + int(i))
+            return self.base[i]

@@ -25,8 +25,10 @@ file; ``loss.*`` present in a VQGAN file) and raise
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
+import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,10 +53,12 @@ from di4c.networks.vqgan import VQGANConfig, VQModel
 from di4c.samplers.confidence import UNCOND
 
 __all__ = [
+    "CONFIG_KEY_HF_REVISION",
     "CONFIG_KEY_STUDENT",
     "CONFIG_KEY_TEACHER",
     "CONFIG_KEY_VQGAN_CKPT",
     "CONFIG_KEY_VQGAN_YAML",
+    "at_revision",
     "HF_REPO",
     "HF_REVISION",
     "STUDENT_FILE",
@@ -81,16 +85,21 @@ __all__ = [
 
 # ---------------------------------------------------------------- published files
 HF_REPO = "llvictorll/Maskgit-pytorch"
-# The authors' download_models.py pins no revision, and a commit hash cannot be
-# resolved offline. "main" follows the branch head: users who need bit-exact
-# inputs should replace it with a commit hash of the Hugging Face repo.
+# The authors' download_models.py pins no revision, and no commit hash of the
+# Hugging Face repo could be resolved on the (offline) machine this was written
+# on, so the default is the branch head "main". The workflow pins it through the
+# config key ``imagenet.paper.weights.hf_revision`` (a commit hash there makes the
+# inputs bit-exact; see :func:`at_revision`), and the fetch step records the
+# sha256 of every file it used.
 HF_REVISION = "main"
 ZENODO_RECORD = 15124163
 
-CONFIG_KEY_TEACHER = "maskgit.teacher_ckpt"
-CONFIG_KEY_VQGAN_CKPT = "maskgit.vqgan_ckpt"
-CONFIG_KEY_VQGAN_YAML = "maskgit.vqgan_yaml"
-CONFIG_KEY_STUDENT = "maskgit.student_ckpt"
+# The workflow config keys a user sets to local copies (named in every error).
+CONFIG_KEY_TEACHER = "imagenet.paper.weights.teacher_ckpt"
+CONFIG_KEY_VQGAN_CKPT = "imagenet.paper.weights.vqgan_ckpt"
+CONFIG_KEY_VQGAN_YAML = "imagenet.paper.weights.vqgan_yaml"
+CONFIG_KEY_STUDENT = "imagenet.paper.weights.student_ckpt"
+CONFIG_KEY_HF_REVISION = "imagenet.paper.weights.hf_revision"
 
 TEACHER_FILE = RemoteFile(
     name="maskgit_MaskGIT_ImageNet_256.pth",
@@ -129,6 +138,24 @@ STUDENT_FILE = RemoteFile(
     config_key=CONFIG_KEY_STUDENT,
     size_hint="~0.7 GB of weights plus optimizer state",
 )
+
+
+def at_revision(rf: RemoteFile, revision: str | None) -> RemoteFile:
+    """``rf`` at another revision of its Hugging Face repo (URL files unchanged).
+
+    A revision other than the default gets its own cache file name, so files of
+    two revisions never stand in for each other.
+    """
+    if rf.hf_repo is None or not revision or revision == rf.hf_revision:
+        return rf
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", revision):
+        raise ValueError(
+            f"{CONFIG_KEY_HF_REVISION}: {revision!r} is not a git revision "
+            "(a commit hash, branch or tag of the Hugging Face repo)"
+        )
+    tag = revision.replace("/", "_")
+    return dataclasses.replace(rf, hf_revision=revision, name=f"{rf.name}@{tag}")
+
 
 _TRANSFORMER_TOP_KEYS = (
     "iter",
@@ -599,7 +626,7 @@ def load_teacher(
 
     ``local_paths``: None (cache or download), a path to the ``.pth`` (a
     directory gets ``MaskGIT_ImageNet_256.pth`` appended), or a mapping with key
-    ``maskgit.teacher_ckpt``. Offline and uncached raises
+    ``imagenet.paper.weights.teacher_ckpt``. Offline and uncached raises
     :class:`di4c.download.MissingWeightsError` naming that key.
     """
     name = Path(TEACHER_FILE.hf_filename or "").name
@@ -618,7 +645,7 @@ def load_student(
 
     ``local_paths``: None, a ``.pth`` path (a directory gets ``current.pth``
     appended, as in the authors' resume logic), or a mapping with key
-    ``maskgit.student_ckpt``.
+    ``imagenet.paper.weights.student_ckpt``.
     """
     path = fetch(remote, _local(local_paths, remote.config_key, "current.pth"))
     return student_from_checkpoint(path, config, device=device)
@@ -636,7 +663,7 @@ def load_vqgan(
 
     ``local_paths``: None, the VQGAN folder holding ``last.ckpt`` and
     ``model.yaml`` (the authors' ``vqgan_folder``), or a mapping with keys
-    ``maskgit.vqgan_ckpt`` / ``maskgit.vqgan_yaml``. With ``config`` given the
+    ``imagenet.paper.weights.vqgan_ckpt`` / ``...vqgan_yaml``. With ``config`` given the
     yaml is not needed.
     """
     if local_paths is not None and not isinstance(local_paths, Mapping):

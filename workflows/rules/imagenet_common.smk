@@ -214,6 +214,7 @@ def imn_eval_flags(wildcards):
         flags += [
             f"--feature-extractor {ev['feature_extractor']}",
             f"--device {ev.get('device', 'auto')}",
+            f"--prc-chunks {ev.get('prc_chunks', 5)}",
         ]
         if ev.get("weights_path"):
             flags.append(f"--weights-path {shlex.quote(ev['weights_path'])}")
