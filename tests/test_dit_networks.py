@@ -378,14 +378,16 @@ def test_offline_fetch_names_the_config_key(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(MissingWeightsError, match="weights.owt_sdtt7_safetensors"):
+    with pytest.raises(MissingWeightsError, match="openwebtext.paper.local.sdtt7"):
         sdtt.load_teacher(7)
     dead = RemoteFile(
         name="sdtt6-di4c2.ckpt",
         url="http://127.0.0.1:9/x",
         config_key=sdtt.di4c2_student_file(6).config_key,
     )
-    with pytest.raises(MissingWeightsError, match="weights.owt_sdtt6_di4c2_ckpt"):
+    with pytest.raises(
+        MissingWeightsError, match="openwebtext.paper.local.sdtt6_di4c2"
+    ):
         sdtt.load_student(6, remote=dead)
     with pytest.raises(MissingWeightsError, match="does not exist"):
         sdtt.load_student(6, local_path=tmp_path / "nowhere.ckpt")
