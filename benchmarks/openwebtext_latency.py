@@ -11,8 +11,12 @@ GPT-2 vocabulary + mask; the student adds the lambda token and its
 draws), with the same seeds for both. Calls alternate teacher / student after
 one warm-up each, so both see the same machine state; the ratio is reported as
 mean(student) / mean(teacher) and as the median of the per-repetition ratios.
-The defaults (batch 1, 1024 tokens, 4 steps) keep it to a few minutes on 2
-CPU cores; the lambda token is 1 of 1025 tokens at this length, as on GPU.
+At the defaults (batch 1, 1024 tokens, 4 steps) the lambda token is 1 of 1025
+tokens, as on GPU; one sampler call took ~190 s on 2 CPU cores shared with other
+jobs (8 calls in all), so ``--length 256 --steps 2`` (~30 s a call there) is the
+quick setting. Per-call times on a busy machine vary by tens of percent, far
+more than the paper's +4.2%: compare the paired ratios, and trust the result
+only on an otherwise idle machine (or a GPU).
 """
 
 from __future__ import annotations

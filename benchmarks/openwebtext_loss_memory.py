@@ -20,7 +20,10 @@ two calls as ``di4c.distill`` does) and ``fused<c>`` (both terms in one
 ``chunked_terms`` call, so a single gradient tensor). ``plain`` does not fit
 in 24 GB at the paper shape; when it does not fit it runs at the largest S
 that fits (``--plain-S``) and its peak is reported in K-copy units of that
-shape (a ratio that does not depend on S).
+shape (a ratio that does not depend on S). ``--max-gb`` caps the memory a
+variant may need (default: what the machine has available, less 2 GB); a
+smaller D (``--D 512``) halves every tensor and leaves the K-copy ratios as they
+are, for machines shared with other jobs.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def worker(args) -> dict:
     return {
         "variant": args.variant,
         "shape": [B, K, D, S],
-        "loss": float(total),
+        "loss": float(total.detach()),
         "grad_abs_sum": float(logp.grad.abs().sum()),
         "forward_s": t1 - t0,
         "backward_s": t2 - t1,
@@ -109,7 +112,8 @@ def free_gb() -> float:
     return 0.0
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the script (also parsed by the worker subprocesses)."""
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -124,10 +128,20 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--plain-S", type=int, default=12565, help="S for 'plain' if S does not fit"
     )
+    ap.add_argument(
+        "--max-gb",
+        type=float,
+        default=None,
+        help="memory budget per variant (default: available memory - 2 GB)",
+    )
     ap.add_argument("--out", default="results/benchmarks/openwebtext_loss_memory.json")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--variant", default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)), flush=True)
         return
@@ -139,10 +153,13 @@ def main(argv=None) -> None:
         S = args.S
         kcopy = args.K * args.D * S * 4 / GB
         need = kcopy * (2 + (args.plain_kcopies if v == "plain" else 2.2))
-        if need > free_gb() - 2:
+        budget = free_gb() - 2
+        if args.max_gb is not None:
+            budget = min(budget, args.max_gb)
+        if need > budget:
             if v != "plain":
                 print(
-                    f"[bench] skip {v}: needs ~{need:.1f} GB of {free_gb():.1f}",
+                    f"[bench] skip {v}: needs ~{need:.1f} GB of {budget:.1f}",
                     flush=True,
                 )
                 results.append({"variant": v, "skipped": f"needs ~{need:.1f} GB"})

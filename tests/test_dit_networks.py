@@ -240,6 +240,29 @@ def test_safetensors_round_trip(tmp_path):
     assert not any(p.requires_grad for p in teacher.parameters())
 
 
+def test_infer_config_from_shapes_and_from_an_authors_config(tmp_path):
+    net = small_net(is_di4c=False)
+    path = sdtt.save_safetensors(net, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").unlink()  # a bare weights file: shapes + inv_freq
+    bare = sdtt.infer_config(sdtt.read_checkpoint(path))
+    assert bare == DiTConfig(**{**net.config.to_dict(), "length": 1024})
+    full = {  # the authors' config.json: the whole training config, model.* inside
+        "model": {"type": "ddit-orig", "hidden_size": 32, "cond_dim": 16}
+        | {"length": 12, "n_blocks": 2, "n_heads": 2, "dropout": 0.0},
+        "time_conditioning": True,
+        "training": {"ema": 0.9999},
+        "parameterization": {"num_distill_steps": 2},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(full))
+    cfg = sdtt.infer_config(sdtt.read_checkpoint(path))
+    assert (cfg.length, cfg.dropout, cfg.time_conditioning) == (12, 0.0, True)
+    want = {**net.config.to_dict(), "dropout": 0.0, "time_conditioning": True}
+    assert cfg == DiTConfig(**want)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(sdtt.CheckpointFormatError, match="unreadable config.json"):
+        sdtt.read_checkpoint(path)
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_lightning_round_trip_with_ema(tmp_path, compiled):
     net = small_net(is_di4c=True)
@@ -378,14 +401,16 @@ def test_offline_fetch_names_the_config_key(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(MissingWeightsError, match="weights.owt_sdtt7_safetensors"):
+    with pytest.raises(MissingWeightsError, match="openwebtext.paper.local.sdtt7"):
         sdtt.load_teacher(7)
     dead = RemoteFile(
         name="sdtt6-di4c2.ckpt",
         url="http://127.0.0.1:9/x",
         config_key=sdtt.di4c2_student_file(6).config_key,
     )
-    with pytest.raises(MissingWeightsError, match="weights.owt_sdtt6_di4c2_ckpt"):
+    with pytest.raises(
+        MissingWeightsError, match="openwebtext.paper.local.sdtt6_di4c2"
+    ):
         sdtt.load_student(6, remote=dead)
     with pytest.raises(MissingWeightsError, match="does not exist"):
         sdtt.load_student(6, local_path=tmp_path / "nowhere.ckpt")

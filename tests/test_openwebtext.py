@@ -211,6 +211,64 @@ def test_pack_blocks_mdlm_wrap():
     ]
 
 
+def test_openwebtext_blocks_through_datasets_offline(tmp_path, monkeypatch, capsys):
+    """Paper-scale data path with a stand-in ``datasets`` module: order, packing, CLI, errors."""
+    import sys
+    import types
+
+    from di4c.cli import openwebtext_data
+
+    docs = [
+        "Hello world.",
+        "Distillation of discrete diffusion.",
+        "A third document, somewhat longer than the other two.",
+    ] * 4
+
+    class FakeSplit:
+        def __len__(self):
+            return len(docs)
+
+        def __getitem__(self, sl):
+            return {"text": docs[sl]}
+
+    calls = []
+    fake = types.ModuleType("datasets")
+    fake.load_dataset = lambda name, split, cache_dir: (
+        calls.append((name, split, cache_dir)) or FakeSplit()
+    )
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    blocks = text.openwebtext_blocks(5, length=16, batch_docs=2, progress_every=2)
+    want = text.pack_blocks([encode(d) for d in docs], 16, num_blocks=5)
+    assert blocks.shape == (5, 16) and torch.equal(blocks, want)
+    assert (blocks[:, 0] == EOS_ID).all() and (blocks[:, -1] == EOS_ID).all()
+    assert blocks[0, 1:4].tolist() == encode("Hello world.")
+    assert calls == [("Skylion007/openwebtext", "train[:-100000]", None)]
+    assert "[pack] 4/5 blocks" in capsys.readouterr().out
+
+    out = tmp_path / "owt.pt"
+    openwebtext_data.main(
+        ["prepare-owt", "--out", str(out), "--num-blocks", "3"]
+        + ["--num-reference", "2", "--length", "16"]
+    )
+    data = owc.read_data(out)
+    assert data["train"].shape == (3, 16) and data["reference"].shape == (2, 16)
+    assert owc.num_classes_of(data) == 50257 and data["length"] == 16
+    assert [c[1] for c in calls[1:]] == ["train[:-100000]", "train[-100000:]"]
+    assert out.with_suffix(".meta.json").is_file()
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no route to host")
+
+    fake.load_dataset = offline
+    with pytest.raises(text.TextDataError, match="openwebtext.paper.data.cache_dir"):
+        text.openwebtext_blocks(2, length=16)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # not installed
+    with pytest.raises(text.TextDataError, match="pip install datasets"):
+        text.openwebtext_blocks(2, length=16)
+    with pytest.raises(text.TextDataError, match="only 6 blocks"):
+        text.pack_blocks([encode(d) for d in docs], 16, num_blocks=50)
+
+
 # ------------------------------------------------------------------ MDLM teacher loss
 
 

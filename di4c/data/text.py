@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -361,18 +362,36 @@ def pack_blocks(
     bos: int = 50256,
     eos: int = 50256,
     num_blocks: int | None = None,
+    progress_every: int = 0,
 ) -> Tensor:
-    """MDLM "wrap" packing: docs joined with EOS, cut into BOS + (length-2) tokens + EOS."""
+    """MDLM "wrap" packing: docs joined with EOS, cut into BOS + (length-2) tokens + EOS.
+
+    ``progress_every > 0`` prints a progress line (rate, ETA when ``num_blocks``
+    is set) every that many blocks.
+    """
     body = length - 2
     if body < 1:
         raise ValueError(f"length must be >= 3; got {length}")
     blocks, buf = [], []
+    t0 = time.time()
     for ids in docs_ids:
         buf.extend(ids)
         buf.append(eos)
         while len(buf) >= body:
             blocks.append([bos, *buf[:body], eos])
             buf = buf[body:]
+            if progress_every > 0 and len(blocks) % progress_every == 0:
+                rate = len(blocks) / max(time.time() - t0, 1e-9)
+                eta = (
+                    f", ETA {(num_blocks - len(blocks)) / rate:.0f}s"
+                    if num_blocks is not None
+                    else ""
+                )
+                print(
+                    f"[pack] {len(blocks)}/{num_blocks or '?'} blocks "
+                    f"({rate:.1f}/s{eta})",
+                    flush=True,
+                )
             if num_blocks is not None and len(blocks) >= num_blocks:
                 return torch.tensor(blocks, dtype=torch.long)
     if num_blocks is not None and len(blocks) < num_blocks:
@@ -389,8 +408,14 @@ def openwebtext_blocks(
     dataset: str = OWT_DATASET,
     cache_dir: str | None = None,
     batch_docs: int = 1000,
+    progress_every: int = 1000,
 ) -> Tensor:
-    """The first ``num_blocks`` packed GPT-2 blocks of an OpenWebText split (needs ``datasets``)."""
+    """The first ``num_blocks`` packed GPT-2 blocks of an OpenWebText split (needs ``datasets``).
+
+    Documents are read in order, ``batch_docs`` at a time, tokenised with the
+    offline GPT-2 tokenizer (no BOS/EOS added by the tokenizer) and packed by
+    :func:`pack_blocks`, which prints progress every ``progress_every`` blocks.
+    """
     try:
         import datasets
     except ImportError as e:
@@ -416,4 +441,6 @@ def openwebtext_blocks(
             texts = ds[start : start + batch_docs]["text"]
             yield from tok(texts)["input_ids"]
 
-    return pack_blocks(docs(), length, num_blocks=num_blocks)
+    return pack_blocks(
+        docs(), length, num_blocks=num_blocks, progress_every=progress_every
+    )

@@ -52,6 +52,9 @@ SDTT_ROUNDS = (6, 7)
 BACKBONE_PREFIX = "backbone."
 COMPILE_INFIX = "_orig_mod."
 OPTIONAL_PREFIXES = ("latent_projection.",)  # may be missing from a file (pitfall 12)
+# workflow config section whose keys point at local copies (named in offline errors);
+# a local model.safetensors is read with the config.json beside it
+LOCAL_KEY = "openwebtext.paper.local"
 
 Weights = Literal["raw", "ema"]
 
@@ -87,7 +90,7 @@ def sdtt_weights_file(round: int) -> RemoteFile:
         hf_filename="model.safetensors",
         hf_revision=rev,
         sha256=None,
-        config_key=f"weights.owt_sdtt{round}_safetensors",
+        config_key=f"{LOCAL_KEY}.sdtt{round}",
         size_hint="~0.7 GB (est.)",
     )
 
@@ -101,7 +104,7 @@ def sdtt_config_file(round: int) -> RemoteFile:
         hf_filename="config.json",
         hf_revision=rev,
         sha256=None,
-        config_key=f"weights.owt_sdtt{round}_config",
+        config_key=f"{LOCAL_KEY}.sdtt{round}",  # config.json beside the weights
         size_hint="a few kB",
     )
 
@@ -113,7 +116,7 @@ def di4c2_student_file(round: int) -> RemoteFile:
         name=name,
         url=f"https://zenodo.org/records/{ZENODO_RECORD}/files/{name}?download=1",
         sha256=None,
-        config_key=f"weights.owt_sdtt{round}_di4c2_ckpt",
+        config_key=f"{LOCAL_KEY}.sdtt{round}_di4c2",
         size_hint="size unknown",
     )
 
@@ -245,9 +248,10 @@ def read_checkpoint(
     """Read a safetensors (HF) or Lightning DiT checkpoint; the format is sniffed.
 
     ``config_path`` names a ``config.json``; for a file named
-    ``model.safetensors`` (HF layout) a sibling ``config.json`` is used if present. ``trust_pickle`` allows a full unpickle
-    of Lightning bookkeeping (classes that are not importable become inert
-    placeholders); the default is a weights-only load.
+    ``model.safetensors`` (HF layout) a sibling ``config.json`` is used if
+    present. ``trust_pickle`` allows a full unpickle of Lightning bookkeeping
+    (classes that are not importable become inert placeholders); the default
+    is a weights-only load.
     """
     path = Path(path)
     if not path.is_file():
