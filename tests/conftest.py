@@ -14,6 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SMOKE = "workflows/config/smoke.yaml"
 
+# Subprocesses (snakemake jobs, torchrun workers, CLIs) import this checkout's di4c,
+# also when the venv's editable install points at another checkout.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
+
 
 def snakemake(*args, cwd, check=False):
     """Run the venv's snakemake in ``cwd``; output captured as text."""
