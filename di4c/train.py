@@ -169,7 +169,6 @@ def _lr_lambda(warmup: int):
     return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
 
-
 def _global_rng() -> dict:
     """torch's global generator states (dropout draws from them), CPU and CUDA."""
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
@@ -182,6 +181,7 @@ def _set_global_rng(state: dict | None) -> None:
     torch.set_rng_state(state["cpu"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
 
 def train(
     model: nn.Module,

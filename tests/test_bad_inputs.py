@@ -220,7 +220,6 @@ def _pixels_out_of_range(tmp):
     TauLDRUNet(cfg)(torch.full((1, 16), 7, dtype=torch.long), torch.tensor([0.5]))
 
 
-
 def _imagenet_missing(tmp):
     from di4c.data.imagenet import imagenet_folder
 
