@@ -18,12 +18,12 @@ mean(teacher) and as the median of the per-repetition ratios. The defaults
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import time
+from functools import partial
 
 import torch
 
+from di4c.benchmarking import compare_latency, latency_parser, report
 from di4c.networks.maskgit import (
     PAPER_STUDENT_CONFIG,
     PAPER_TEACHER_CONFIG,
@@ -52,27 +52,17 @@ def sample(den: MaskGITDenoiser, vq: VQModel, args) -> torch.Tensor:
     return vq.decode_code(codes.view(-1, g, g))
 
 
-def timed_call(den, vq, args) -> float:
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        sample(den, vq, args)
-    return time.perf_counter() - t0
-
-
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ap = latency_parser(
+        __doc__,
+        batch=1,
+        steps=4,
+        reps=3,
+        out="results/benchmarks/imagenet_latency.json",
     )
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--cfg", type=float, default=3.0)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default="results/benchmarks/imagenet_latency.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from di4c.artifacts import write_json, write_meta
-
     t_start = time.time()
     torch.manual_seed(0)
     teacher = MaskTransformer(PAPER_TEACHER_CONFIG).eval()
@@ -87,48 +77,28 @@ def main(argv=None) -> None:
     with torch.no_grad():
         img = sample(dens["student"], vq, args)
     print(f"[latency] output images {tuple(img.shape)}", flush=True)
-    for name, den in dens.items():
-        w = timed_call(den, vq, args)
-        print(f"[latency] warm-up {name}: {w:.2f}s", flush=True)
-    times = {"teacher": [], "student": []}
-    for r in range(args.reps):
-        order = ("teacher", "student") if r % 2 == 0 else ("student", "teacher")
-        for name in order:
-            times[name].append(timed_call(dens[name], vq, args))
-        print(
-            f"[latency] rep {r + 1}/{args.reps}: teacher {times['teacher'][-1]:.2f}s "
-            f"student {times['student'][-1]:.2f}s",
-            flush=True,
-        )
-    mean = {k: statistics.mean(v) for k, v in times.items()}
-    std = {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in times.items()}
-    ratios = [s / t for s, t in zip(times["student"], times["teacher"])]
-    res = {
-        "times_s": times,
-        "mean_s": mean,
-        "std_s": std,
-        "ratio_of_means": mean["student"] / mean["teacher"],
-        "median_paired_ratio": statistics.median(ratios),
-        "paired_ratios": ratios,
-        "params": params,
-        "paper": {"overhead": "within noise (ImageNet, paper-numbers.md)"},
-        "setting": vars(args)
+    calls = {k: partial(sample_no_grad, d, vq, args) for k, d in dens.items()}
+    report(
+        compare_latency(calls, args.reps),
+        args,
+        "imagenet",
+        fallback="within noise (ImageNet, paper-numbers.md)",
+        t_start=t_start,
+        params=params,
+        setting=vars(args)
         | {
             "device": "cpu",
             "dtype": "fp32",
             "weights": "random",
             "decode": "VQGAN f16",
         },
-    }
-    print(
-        f"[latency] teacher {mean['teacher']:.3f}+-{std['teacher']:.3f}s, student "
-        f"{mean['student']:.3f}+-{std['student']:.3f}s: overhead "
-        f"{100 * (res['ratio_of_means'] - 1):+.2f}% (median paired "
-        f"{100 * (res['median_paired_ratio'] - 1):+.2f}%); paper: within noise",
-        flush=True,
     )
-    write_json(args.out, res)
-    write_meta(args.out, config=vars(args), wall_time_s=time.time() - t_start)
+
+
+def sample_no_grad(den, vq, args):
+    """One whole ``sample()`` incl. VQGAN decoding (what the benchmark times)."""
+    with torch.no_grad():
+        return sample(den, vq, args)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 
-def snakemake(*args, cwd, check=False):
+def snakemake(*args, cwd=ROOT, check=False):
     """Run the venv's snakemake in ``cwd``; output captured as text."""
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
     return subprocess.run(

@@ -2,13 +2,12 @@
 
 import csv
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import snakemake
 
 from di4c.cli.cifar10_check import check_curve
 from di4c.cli.cifar10_table import equivalent_teacher_steps, load_records, speedup_note
@@ -97,18 +96,7 @@ def test_teacher_gate():
     assert not check_curve(recs, 64)["passed"]  # no row at 64
 
 
-def _smk(*args, cwd):
-    # PYTHONPATH: the workflow copy imports this checkout's di4c (and its schemas),
-    # not whichever checkout the interpreter has installed
-    pypath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", PYTHONPATH=pypath)
-    return subprocess.run(
-        [str(BIN / "snakemake"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+_smk = snakemake
 
 
 @pytest.fixture

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import snakemake
 
 from di4c.cli import imagenet_sample, imagenet_table
 from di4c.cli.imagenet_common import (
@@ -565,15 +564,7 @@ def test_curve_notes_compare_fid_and_is_per_cfg():
 
 
 # ------------------------------------------------------------------ the DAG
-def _smk(*args, cwd):
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-    return subprocess.run(
-        [str(BIN / "snakemake"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+_smk = snakemake
 
 
 def test_smoke_dag_mini_branch_end_to_end(smoke_workflow):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import snakemake
 
 from di4c.config import ConfigError, assemble_config
 
@@ -21,16 +21,7 @@ INCLUDE = 'include: "workflows/rules/openwebtext.smk"'
 SMOKE = "workflows/config/smoke.yaml"
 
 
-def _smk(*args, cwd, check=True):
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-    return subprocess.run(
-        [str(BIN / "snakemake"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=check,
-    )
+_smk = partial(snakemake, check=True)
 
 
 @pytest.fixture(scope="module")

@@ -2,27 +2,19 @@
 
 import csv
 import json
-import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+from conftest import snakemake
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def _smk(*args, cwd=ROOT, check=True):
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-    return subprocess.run(
-        [str(BIN / "snakemake"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=check,
-    )
+_smk = partial(snakemake, check=True)
 
 
 def test_snakemake_lint_and_snakefmt():

@@ -1,0 +1,99 @@
+"""Side-by-side latency of a Di4C student and its teacher (the benchmarks' shared loop).
+
+Each slice's ``benchmarks/<slice>_latency.py`` builds its paper-size networks and a
+zero-argument ``call`` per model (one whole ``sample()``); this module times them the
+same way everywhere: one warm-up call each, then ``reps`` repetitions that alternate
+teacher / student (order flipped every repetition) so both see the same machine state,
+and reports the ratio of means and the median of the per-repetition ratios next to
+the paper's figure (:data:`di4c.tables.PAPER_LATENCY`, paper-numbers.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+from di4c.artifacts import write_json, write_meta
+from di4c.tables import PAPER_LATENCY
+
+MODELS = ("teacher", "student")
+
+
+def latency_parser(doc: str, *, batch: int, steps: int, reps: int, out: str):
+    """The arguments every latency benchmark takes (slices add their own)."""
+    ap = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--reps", type=int, default=reps)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=out)
+    return ap
+
+
+def _timed(call: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
+
+
+def compare_latency(calls: dict[str, Callable[[], object]], reps: int) -> dict:
+    """Time ``calls['teacher']`` and ``calls['student']`` side by side; the summary dict."""
+    if set(calls) != set(MODELS):
+        raise ValueError(f"calls must be exactly {MODELS}; got {sorted(calls)}")
+    if reps < 1:
+        raise ValueError(f"reps must be >= 1; got {reps}")
+    for name in MODELS:
+        print(f"[latency] warm-up {name}: {_timed(calls[name]):.2f}s", flush=True)
+    times = {name: [] for name in MODELS}
+    for r in range(reps):
+        for name in MODELS if r % 2 == 0 else MODELS[::-1]:
+            times[name].append(_timed(calls[name]))
+        print(
+            f"[latency] rep {r + 1}/{reps}: teacher {times['teacher'][-1]:.2f}s "
+            f"student {times['student'][-1]:.2f}s",
+            flush=True,
+        )
+    mean = {k: statistics.mean(v) for k, v in times.items()}
+    ratios = [s / t for s, t in zip(times["student"], times["teacher"])]
+    return {
+        "times_s": times,
+        "mean_s": mean,
+        "std_s": {
+            k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in times.items()
+        },
+        "ratio_of_means": mean["student"] / mean["teacher"],
+        "median_paired_ratio": statistics.median(ratios),
+        "paired_ratios": ratios,
+    }
+
+
+def paper_latency(setting: str, fallback: str) -> tuple[dict, str]:
+    """The paper's figure for ``setting`` as a record and as the text printed beside ours."""
+    if setting not in PAPER_LATENCY:
+        return {"overhead": fallback}, f"paper: {fallback}"
+    t, s, src = PAPER_LATENCY[setting]
+    rec = {"teacher_s": t, "student_s": s, "ratio": s / t, "source": src}
+    return rec, f"paper {s / t:.4f} ({100 * (s / t - 1):+.1f}%)"
+
+
+def report(
+    res: dict, args, paper_setting: str, *, fallback="", t_start: float, **extra
+):
+    """Print the summary line and write ``args.out`` (+ meta sidecar) atomically."""
+    paper, paper_text = paper_latency(paper_setting, fallback)
+    res = {**res, **extra, "paper": paper}
+    m, sd = res["mean_s"], res["std_s"]
+    print(
+        f"[latency] teacher {m['teacher']:.3f}+-{sd['teacher']:.3f}s, student "
+        f"{m['student']:.3f}+-{sd['student']:.3f}s: ratio {res['ratio_of_means']:.4f} "
+        f"({100 * (res['ratio_of_means'] - 1):+.2f}%; median paired "
+        f"{100 * (res['median_paired_ratio'] - 1):+.2f}%); {paper_text}",
+        flush=True,
+    )
+    write_json(args.out, res)
+    write_meta(args.out, config=vars(args), wall_time_s=time.time() - t_start)
+    return res

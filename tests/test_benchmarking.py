@@ -1,0 +1,38 @@
+"""The shared latency loop: alternation, warm-up, ratios, the paper figure beside ours."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from di4c.benchmarking import compare_latency, paper_latency, report
+
+
+def test_compare_latency_alternates_and_reports_ratios(monkeypatch):
+    clock = iter(range(1000))
+    monkeypatch.setattr("di4c.benchmarking.time.perf_counter", lambda: next(clock))
+    order = []
+    calls = {"teacher": lambda: order.append("t"), "student": lambda: order.append("s")}
+    res = compare_latency(calls, reps=3)
+    # warm-up t, s; then t s | s t | t s
+    assert "".join(order) == "ts" + "ts" + "st" + "ts"
+    assert res["times_s"] == {"teacher": [1, 1, 1], "student": [1, 1, 1]}
+    assert res["ratio_of_means"] == 1.0 and res["paired_ratios"] == [1.0] * 3
+    with pytest.raises(ValueError, match="calls must be exactly"):
+        compare_latency({"teacher": lambda: None}, reps=1)
+
+
+def test_report_writes_the_paper_value_beside_ours(tmp_path, capsys):
+    res = {
+        "mean_s": {"teacher": 1.0, "student": 1.1},
+        "std_s": {"teacher": 0.0, "student": 0.0},
+        "ratio_of_means": 1.1,
+        "median_paired_ratio": 1.1,
+    }
+    args = SimpleNamespace(out=str(tmp_path / "lat.json"))
+    report(res, args, "cifar10", t_start=0.0)
+    assert "paper 1.0491 (+4.9%)" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "lat.json").read_text())
+    assert saved["paper"]["teacher_s"] == 0.5515
+    assert (tmp_path / "lat.meta.json").is_file()
+    assert paper_latency("imagenet", "within noise")[1] == "paper: within noise"
