@@ -46,15 +46,12 @@ def copy_workflow(dest: Path) -> Path:
 def smoke_workflow(tmp_path_factory):
     """The whole smoke DAG (theory + the three mini twins), run once per session.
 
-    It runs through the cluster-generic executor profile (each job submitted as
-    its own process), so the cluster path is exercised end to end. Returns the
+    Local executor, 2 cores; the cluster-generic executor runs the theory branch in
+    test_workflow.py (and the whole smoke DAG under ``pytest -m slow``). Returns the
     workflow copy; a failed run fails every test that uses it with its stderr.
     """
     work = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
-    out = snakemake(
-        "--profile", "workflows/profiles/cluster-generic", "--configfile", SMOKE,
-        cwd=work,
-    )  # fmt: skip
+    out = snakemake("--cores", "2", "--configfile", SMOKE, cwd=work)
     if out.returncode != 0:
         pytest.fail(f"smoke DAG failed:\n{out.stderr[-4000:]}")
     return work

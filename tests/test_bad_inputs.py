@@ -128,17 +128,15 @@ def _corrupt_download(tmp):
 
 
 def _offline_weights(tmp):
-    from di4c.download import RemoteFile, fetch
+    """The released CIFAR-10 student's real record, its URL pointed at a closed port."""
+    import dataclasses
+
+    from di4c.download import fetch
+    from di4c.teachers.tauldr import DI4C_STUDENT_FILE
 
     os.environ["DI4C_CACHE_DIR"] = str(tmp / "cache")
-    fetch(
-        RemoteFile(
-            name="tldr-di4c.pt",
-            url="http://127.0.0.1:9/tldr-di4c.pt",
-            config_key="weights.cifar10_di4c_student_ckpt",
-        ),
-        backoff_s=0,
-    )
+    offline = dataclasses.replace(DI4C_STUDENT_FILE, url="http://127.0.0.1:9/x.pt")
+    fetch(offline, backoff_s=0)
 
 
 def _theory_cli_bad_experiment(tmp):
@@ -357,7 +355,7 @@ CASES = [
         "the released student with no internet and no local copy",
         _offline_weights,
         Exception,
-        r"weights.cifar10_di4c_student_ckpt",
+        r"set config key 'cifar10.paper.student_ckpt' to its local path",
     ),
     (
         "weights-corrupt-download",
