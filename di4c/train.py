@@ -266,7 +266,7 @@ def train(
         loss = out if torch.is_tensor(out) else out.total
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"[{label}] non-finite loss {float(loss)} at step {step}; lower the learning "
+                f"[{label}] non-finite loss {float(loss.detach())} at step {step}; lower the learning "
                 "rate or check the inputs (no checkpoint was written for this step)"
             )
         opt.zero_grad(set_to_none=True)
