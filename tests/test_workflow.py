@@ -81,11 +81,11 @@ def _cluster_generic_run(tmp_path, *targets):
     work = copy_workflow(tmp_path / "wf")
     profile = ("--profile", "workflows/profiles/cluster-generic")
     smoke = ("--configfile", "workflows/config/smoke.yaml")
-    out = _smk(*profile, *smoke, *targets, cwd=work, check=False)
+    out = _smk(*targets, *profile, *smoke, cwd=work, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     # each job ran as its own submitted process (a job script handed to `bash`)
     assert out.stdout.count("Submitted job") + out.stderr.count("Submitted job") >= 3
-    again = _smk(*profile, *smoke, "-n", *targets, cwd=work)
+    again = _smk(*targets, "-n", *profile, *smoke, cwd=work)
     assert "Nothing to be done" in again.stdout + again.stderr
     return work
 
