@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -183,6 +184,39 @@ def _set_global_rng(state: dict | None) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# TrainConfig fields a resumed run may change (a longer run continues a shorter one)
+RESUMABLE_FIELDS = frozenset({"iters", "log_every", "ckpt_every"})
+
+
+def _digest(tensors) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(
+            t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        )
+    return h.hexdigest()
+
+
+def _run_key(model: nn.Module, data: dict, cfg: TrainConfig, extra) -> dict:
+    """What a checkpoint must share with this run to be resumed from.
+
+    The training config (but its length), the model's parameter shapes and initial
+    weights (a student's init is its teacher), the training data, and whatever the
+    caller adds (``run_key``: loss rules, teacher checksums). Without it a work
+    folder left by an earlier config would be resumed silently.
+    """
+    sd = model.state_dict()
+    return {
+        "config": {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE_FIELDS},
+        "shapes": {k: list(v.shape) for k, v in sd.items()},
+        "init": _digest(sd[k] for k in sorted(sd)),
+        "data": _digest(data[k] for k in sorted(data)),
+        "extra": json.loads(json.dumps(extra or {}, sort_keys=True, default=str)),
+    }
+
+
 def train(
     model: nn.Module,
     loss_fn: Callable[[dict, torch.Generator], object],
@@ -191,6 +225,7 @@ def train(
     out_dir: str | Path | None = None,
     label: str = "train",
     on_step: Callable[[int, nn.Module], None] | None = None,
+    run_key: dict | None = None,
 ) -> TrainResult:
     """Optimise ``model`` for ``cfg.iters`` steps of ``loss_fn(batch, generator)``.
 
@@ -224,8 +259,24 @@ def train(
     start, history = 0, []
     ckpt = Path(out_dir) / CHECKPOINT_NAME if out_dir else None
     log_file = Path(out_dir) / "log.jsonl" if out_dir and rank == 0 else None
+    key = _run_key(model, data, cfg, run_key)
     if ckpt and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        changed = sorted(k for k in key if state.get("run_key", {}).get(k) != key[k])
+        if changed:  # a checkpoint of another run: never resume from it
+            print(
+                f"[{label}] {ckpt} was written by a different run (changed: "
+                f"{', '.join(changed)}); starting from step 0",
+                flush=True,
+            )
+            state = None
+            if rank == 0:
+                ckpt.unlink()
+                if log_file and log_file.exists():
+                    log_file.unlink()
+    else:
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -250,6 +301,7 @@ def train(
                 "ema": ema.state_dict() if ema else None,
                 "generator": gen.get_state(),
                 "global_rng": _global_rng(),
+                "run_key": key,
                 "step": step,
                 "config": asdict(cfg),
             },

@@ -88,3 +88,29 @@ def test_non_finite_loss_is_reported():
         )
     with pytest.raises(ValueError, match="unknown optimizer"):
         TrainConfig(optimizer="sgdx")
+
+
+def test_a_checkpoint_of_another_run_is_never_resumed(tmp_path, capsys):
+    """A work folder left by a different config / model / data starts over from step 0."""
+    cfg = TrainConfig(iters=20, batch_size=8, lr=1e-2, ckpt_every=10, seed=3)
+    net, data, loss_fn = _setup()
+    fresh = train(net, loss_fn, data, cfg)
+    fresh_w = [p.detach().clone() for p in fresh.model.parameters()]
+
+    net, data, loss_fn = _setup()
+    other = TrainConfig(**{**cfg.__dict__, "lr": 5e-2})  # an earlier config
+    train(net, loss_fn, data, other, out_dir=tmp_path)
+    net, data, loss_fn = _setup()
+    res = train(net, loss_fn, data, cfg, out_dir=tmp_path)
+    assert res.resumed_from == 0
+    assert "written by a different run (changed: config)" in capsys.readouterr().out
+    assert all(torch.equal(a, b) for a, b in zip(fresh_w, res.model.parameters()))
+
+    net, data, loss_fn = _setup()
+    data = {k: v + 1 for k, v in data.items()}  # new data, same config: starts over
+    assert train(net, loss_fn, data, cfg, out_dir=tmp_path).resumed_from == 0
+    net, data, loss_fn = _setup()
+    longer = TrainConfig(**{**cfg.__dict__, "iters": 30})  # a longer run continues
+    train(net, loss_fn, data, cfg, out_dir=tmp_path)
+    net, data, loss_fn = _setup()
+    assert train(net, loss_fn, data, longer, out_dir=tmp_path).resumed_from == 20
