@@ -20,7 +20,9 @@ from di4c.networks.dit import (
 )
 from di4c.teachers import sdtt
 
-MANIFESTS = Path("/work/shared/reference/manifests")
+MANIFESTS = (
+    Path(__file__).parent / "fixtures" / "manifests"
+)  # copies of the reference manifests
 FIXTURE = Path(__file__).parent / "fixtures" / "dit_ref.pt"
 SMALL = dict(
     hidden_size=32, cond_dim=16, n_blocks=2, n_heads=2, vocab_size=50, length=12

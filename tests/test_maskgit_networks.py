@@ -32,7 +32,9 @@ from di4c.networks.maskgit import (
 from di4c.networks.vqgan import PAPER_VQGAN_CONFIG, VQGANConfig, VQModel
 from di4c.teachers import maskgit as mg
 
-MANIFESTS = Path("/work/shared/reference/manifests")
+MANIFESTS = (
+    Path(__file__).parent / "fixtures" / "manifests"
+)  # copies of the reference manifests
 FIXTURES = Path(__file__).parent / "fixtures"
 TOL = 1e-4
 

@@ -11,7 +11,6 @@ paper-config key/shape lists of the reference manifests.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from di4c.teachers import tauldr as tl
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tauldr_ref.pt"
 MANIFESTS = (
-    Path(os.environ.get("DI4C_REFERENCE_DIR", "/work/shared/reference")) / "manifests"
-)
+    Path(__file__).parent / "fixtures" / "manifests"
+)  # copies of the reference manifests
 TOL = 1e-4
 CASES = ["teacher_s256", "student_s256", "teacher_s17", "student_s17"]
 
