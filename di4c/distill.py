@@ -35,6 +35,7 @@ from di4c.processes.base import ForwardProcess
 from di4c.samplers.noise import as_rng, categorical
 from di4c.samplers.steps import analytical_step, maskgit_step, posterior_step
 from di4c.settings import TIME_SAMPLERS, DistillRules, TimeDraw
+from di4c.train import TrainConfig
 
 
 def _analytical(process, x_t, logp, times: TimeDraw, rng, eps: float = 1e-9):
@@ -237,4 +238,25 @@ def di4c_loss(
         consis=float(consis.mean().detach()),
         consis_active=consis_active,
         frac_distil_region=float(distil_on.float().mean()),
+    )
+
+
+def train_config(
+    rules: DistillRules, *, iters: int, log_every: int, ckpt_every: int
+) -> TrainConfig:
+    """The training loop's config for a distillation run under ``rules`` (optimiser,
+    warm-up, clipping, EMA, batch and seed from the setting's rules)."""
+    return TrainConfig(
+        iters=iters,
+        batch_size=rules.batch_x,
+        optimizer=rules.optimizer,
+        lr=rules.lr,
+        betas=tuple(rules.betas),
+        weight_decay=rules.weight_decay,
+        warmup_steps=rules.warmup_steps,
+        grad_clip=rules.grad_clip,
+        ema_decay=rules.ema_decay,
+        log_every=log_every,
+        ckpt_every=ckpt_every,
+        seed=rules.seed,
     )

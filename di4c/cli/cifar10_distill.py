@@ -32,7 +32,7 @@ import torch
 from di4c.artifacts import write_meta
 from di4c.cli.cifar10_common import DeviceDenoiser, checkpoint_info, net_config_to_dict
 from di4c.cli.common import add_run_args, setup_run
-from di4c.distill import di4c_loss
+from di4c.distill import di4c_loss, train_config
 from di4c.samplers.noise import BatchRNG
 from di4c.settings import get_rules
 from di4c.teachers.tauldr import (
@@ -42,7 +42,7 @@ from di4c.teachers.tauldr import (
     save_checkpoint,
     teacher_checkpoint_path,
 )
-from di4c.train import TrainConfig, train
+from di4c.train import train
 
 RULE_FLAGS = ("K", "batch_x", "lr", "ema_decay", "seed")
 
@@ -163,19 +163,8 @@ def main(argv=None) -> None:
             rng=loss_rng(gen, device),
         )
 
-    cfg = TrainConfig(
-        iters=args.iters,
-        batch_size=rules.batch_x,
-        optimizer=rules.optimizer,
-        lr=rules.lr,
-        betas=tuple(rules.betas),
-        weight_decay=rules.weight_decay,
-        warmup_steps=rules.warmup_steps,
-        grad_clip=rules.grad_clip,
-        ema_decay=rules.ema_decay,
-        log_every=args.log_every,
-        ckpt_every=args.ckpt_every,
-        seed=rules.seed,
+    cfg = train_config(
+        rules, iters=args.iters, log_every=args.log_every, ckpt_every=args.ckpt_every
     )
     print(
         f"[{args.label}] K={rules.K} batch_x={rules.batch_x} lr={rules.lr} "

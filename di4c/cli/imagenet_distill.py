@@ -58,11 +58,11 @@ from di4c.cli.imagenet_common import (
     pick_device,
     save_network,
 )
-from di4c.distill import di4c_loss
+from di4c.distill import di4c_loss, train_config
 from di4c.samplers.noise import BatchRNG
 from di4c.settings import DistillRules, get_rules
 from di4c.teachers.maskgit import MaskGITDenoiser
-from di4c.train import TrainConfig, train
+from di4c.train import train
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -206,19 +206,8 @@ def main(argv=None) -> None:
         student, teacher, process, rules, cfg.label_drop, device, cfg.precision
     )
 
-    tcfg = TrainConfig(
-        iters=cfg.iters,
-        batch_size=rules.batch_x,
-        optimizer=rules.optimizer,
-        lr=rules.lr,
-        betas=rules.betas,
-        weight_decay=rules.weight_decay,
-        warmup_steps=rules.warmup_steps,
-        grad_clip=rules.grad_clip,
-        ema_decay=rules.ema_decay,
-        log_every=cfg.log_every,
-        ckpt_every=cfg.ckpt_every,
-        seed=rules.seed,
+    tcfg = train_config(
+        rules, iters=cfg.iters, log_every=cfg.log_every, ckpt_every=cfg.ckpt_every
     )
     out = Path(args.out)
     result = train(student_net, loss_fn, data, tcfg, out.parent / "run", args.variant)

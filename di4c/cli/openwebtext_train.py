@@ -47,7 +47,7 @@ from di4c.cli.openwebtext_common import (
     save_product,
     save_student,
 )
-from di4c.distill import di4c_loss
+from di4c.distill import di4c_loss, train_config
 from di4c.metrics.genppl import genppl_summary, per_sample_nll
 from di4c.networks.dit import DIT
 from di4c.networks.mini_text import (
@@ -303,19 +303,8 @@ def cmd_distill(args) -> None:
             rng=rng,
         )
 
-    tc = TrainConfig(
-        iters=cfg.iters,
-        batch_size=rules.batch_x,
-        optimizer=rules.optimizer,
-        lr=rules.lr,
-        betas=tuple(rules.betas),
-        weight_decay=rules.weight_decay,
-        warmup_steps=rules.warmup_steps,
-        grad_clip=rules.grad_clip,
-        ema_decay=rules.ema_decay,
-        log_every=cfg.log_every,
-        ckpt_every=cfg.ckpt_every,
-        seed=rules.seed,
+    tc = train_config(
+        rules, iters=cfg.iters, log_every=cfg.log_every, ckpt_every=cfg.ckpt_every
     )
     out = Path(args.out)
     label = f"distill K={rules.K}"
