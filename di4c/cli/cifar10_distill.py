@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from dataclasses import asdict
 
 import torch
 
@@ -172,7 +173,13 @@ def main(argv=None) -> None:
         flush=True,
     )
     res = train(
-        student_net, loss_fn, {"x0": data}, cfg, out_dir=args.work_dir, label=args.label
+        student_net,
+        loss_fn,
+        {"x0": data},
+        cfg,
+        out_dir=args.work_dir,
+        label=args.label,
+        run_key={"rules": asdict(rules)},
     )
     ema = res.ema
     save_checkpoint(

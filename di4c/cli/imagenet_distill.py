@@ -39,7 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -210,7 +210,15 @@ def main(argv=None) -> None:
         rules, iters=cfg.iters, log_every=cfg.log_every, ckpt_every=cfg.ckpt_every
     )
     out = Path(args.out)
-    result = train(student_net, loss_fn, data, tcfg, out.parent / "run", args.variant)
+    result = train(
+        student_net,
+        loss_fn,
+        data,
+        tcfg,
+        out.parent / "run",
+        args.variant,
+        run_key={"rules": asdict(rules)},
+    )
     student_net.eval()
 
     probe = torch.randperm(

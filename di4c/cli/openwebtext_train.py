@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -308,7 +308,15 @@ def cmd_distill(args) -> None:
     )
     out = Path(args.out)
     label = f"distill K={rules.K}"
-    res = train(s_net, loss_fn, {"x0": x}, tc, out.parent / (out.stem + "_work"), label)
+    res = train(
+        s_net,
+        loss_fn,
+        {"x0": x},
+        tc,
+        out.parent / (out.stem + "_work"),
+        label,
+        run_key={"rules": asdict(rules)},
+    )
     save_student(s_net, out, ema=res.ema, step=cfg.iters)
     meta = _meta_common(args, cfg, t0, res)
     meta["config"]["rules"] = dataclasses.asdict(rules)
