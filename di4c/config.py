@@ -23,6 +23,7 @@ TOP_KEYS = (
     "tables_dir",
     "mini_tables_dir",
     "results_dir",
+    "pins_dir",
     "sections_dir",
     "targets",
 )

@@ -8,7 +8,9 @@ authors' README, extracted); ``released_student``: the Di4C student
 ``tldr-di4c.pt`` (Zenodo record 15124163). ``--local`` points at a copy the
 user already has (config keys ``cifar10.paper.teacher_ckpt`` /
 ``student_ckpt``); otherwise :func:`di4c.download.fetch` downloads it (pinned,
-locked, atomic, retried; offline it raises an error naming the config key).
+locked, atomic, retried; offline it raises an error naming the config key),
+and with ``--pins`` the download must match the sha256 recorded at its first
+fetch (:mod:`di4c.pins`).
 The file is hard-linked (or copied) to ``--out``, read once to validate the
 container, and gets a ``.meta.json`` with its sha256.
 """
@@ -21,7 +23,7 @@ import shutil
 import time
 
 from di4c.artifacts import atomic_path, write_meta
-from di4c.download import fetch
+from di4c.pins import fetch_pinned
 from di4c.teachers.tauldr import (
     DI4C_STUDENT_FILE,
     TAULDR_TEACHER_FILE,
@@ -30,12 +32,14 @@ from di4c.teachers.tauldr import (
 )
 
 
-def _teacher(local: str):
-    return teacher_checkpoint_path(local or None, remote=TAULDR_TEACHER_FILE)
+def _teacher(local: str, pins: str | None):
+    return teacher_checkpoint_path(
+        local or None, remote=TAULDR_TEACHER_FILE, pin_file=pins
+    )
 
 
-def _released_student(local: str):
-    return fetch(DI4C_STUDENT_FILE, local or None)
+def _released_student(local: str, pins: str | None):
+    return fetch_pinned(DI4C_STUDENT_FILE, local or None, pins)
 
 
 SOURCES = {"teacher": _teacher, "released_student": _released_student}
@@ -48,6 +52,11 @@ def main(argv=None) -> None:
     ap.add_argument("--what", required=True, choices=sorted(SOURCES))
     ap.add_argument("--local", default="", help="a local copy (empty: download)")
     ap.add_argument("--out", required=True)
+    ap.add_argument(
+        "--pins",
+        default=None,
+        help="pin file recording the sha256 of each download (di4c.pins)",
+    )
     ap.add_argument("--log", default=None)
     args = ap.parse_args(argv)
     if args.log:
@@ -55,7 +64,7 @@ def main(argv=None) -> None:
 
         setup_run(args.log, None)
     t0 = time.time()
-    src = SOURCES[args.what](args.local)
+    src = SOURCES[args.what](args.local, args.pins)
     ckpt = read_checkpoint(src)  # fails with a clear message on a wrong or damaged file
     want_student = args.what == "released_student"
     if ckpt.is_student != want_student:

@@ -14,7 +14,10 @@ Each file comes from a local copy when its flag (config key
 ``imagenet.paper.weights.<name>``) is set, else from the cache / a locked,
 atomic, retried download (:func:`di4c.download.fetch`) of the Hugging Face repo
 at ``--hf-revision`` (config key ``imagenet.paper.weights.hf_revision``; a
-commit hash pins it); offline, the error names the file and the key. Every file is opened with the container readers
+commit hash pins it); with ``--pins`` (the DAG passes
+``workflows/pins/imagenet.json``) the first download records each file's sha256
+and the commit ``main`` resolved to, and later downloads must match them
+(:mod:`di4c.pins`); offline, the error names the file and the key. Every file is opened with the container readers
 (a wrong or truncated file fails here, not hours later), then linked into
 ``--out-dir`` as ``teacher.pth``, ``vqgan/last.ckpt``, ``vqgan/model.yaml``,
 ``released.pth``; ``weights.meta.json`` records sources and sha256.
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from di4c.artifacts import atomic_path, sha256_file, write_meta
 from di4c.cli.common import add_run_args, setup_run
-from di4c.download import fetch
+from di4c.pins import fetch_pinned
 from di4c.teachers import maskgit as mg
 
 # output name -> (published file, config key for a local copy, container check)
@@ -64,6 +67,12 @@ def main(argv=None) -> None:
         help="revision (commit hash, branch, tag) of the Hugging Face repo",
     )
     ap.add_argument("--student", action="store_true", help="also the released student")
+    ap.add_argument(
+        "--pins",
+        default=None,
+        help="pin file: downloads must match the sha256/commit it records, and "
+        "files not in it yet are pinned there (di4c.pins)",
+    )
     add_run_args(ap)
     args = ap.parse_args(argv)
     setup_run(args.log, args.threads)
@@ -77,7 +86,7 @@ def main(argv=None) -> None:
             mg.at_revision(remote, args.hf_revision),
             config_key=f"imagenet.paper.weights.{key}",
         )
-        path = fetch(rf, getattr(args, key))
+        path = fetch_pinned(rf, getattr(args, key), args.pins)
         check(path)
         link(path, out / name)
         record[name] = {

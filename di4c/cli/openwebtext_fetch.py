@@ -9,7 +9,10 @@ Teachers: Hugging Face ``jdeschena/sdtt`` at revision
 released di4c^2 students: Zenodo record 15124163 ``sdtt{round}-di4c2.ckpt``;
 judge: the Hugging Face model (``gpt2-large``). Downloads are cached
 (``$DI4C_CACHE_DIR``), locked, retried and atomic (``di4c.download.fetch``); the
-pointer JSON names the cached file and its sha256. ``--local`` points at a copy
+pointer JSON names the cached file and its sha256. With ``--pins`` (the DAG
+passes ``workflows/pins/openwebtext.json``) the first download records each
+file's sha256 and the commit its branch-name revision resolved to, and later
+downloads must match them (:mod:`di4c.pins`). ``--local`` points at a copy
 downloaded elsewhere; offline without one, the error names the file and the
 config key to set.
 """
@@ -24,7 +27,8 @@ from pathlib import Path
 from di4c.artifacts import write_meta
 from di4c.cli.common import add_run_args, setup_run
 from di4c.cli.openwebtext_common import write_pointer
-from di4c.download import MissingWeightsError, RemoteFile, cache_dir, fetch
+from di4c.download import MissingWeightsError, RemoteFile, cache_dir
+from di4c.pins import fetch_pinned
 from di4c.teachers.sdtt import di4c2_student_file, sdtt_config_file, sdtt_weights_file
 
 
@@ -36,12 +40,14 @@ def _keyed(rf: RemoteFile, key: str) -> RemoteFile:
 def cmd_teacher(args) -> dict:
     rf = _keyed(sdtt_weights_file(args.round), f"sdtt{args.round}")
     if args.local:
-        weights = fetch(rf, args.local)
+        weights = fetch_pinned(rf, args.local, args.pins)
         sibling = Path(args.local).parent / "config.json"
         config = sibling if sibling.is_file() else None
     else:
-        weights = fetch(rf)
-        config = fetch(_keyed(sdtt_config_file(args.round), f"sdtt{args.round}"))
+        weights = fetch_pinned(rf, None, args.pins)
+        config = fetch_pinned(
+            _keyed(sdtt_config_file(args.round), f"sdtt{args.round}"), None, args.pins
+        )
     return dict(
         target=weights, config=str(config) if config else None, source=rf.source
     )
@@ -49,7 +55,7 @@ def cmd_teacher(args) -> dict:
 
 def cmd_released(args) -> dict:
     rf = _keyed(di4c2_student_file(args.round), f"sdtt{args.round}_di4c2")
-    return dict(target=fetch(rf, args.local), source=rf.source)
+    return dict(target=fetch_pinned(rf, args.local, args.pins), source=rf.source)
 
 
 def cmd_judge(args) -> dict:
@@ -100,6 +106,11 @@ def main(argv=None) -> None:
             "--local", default=None, help="a local copy instead of downloading"
         )
         p.add_argument("--out", required=True, help="pointer JSON")
+        p.add_argument(
+            "--pins",
+            default=None,
+            help="pin file recording the sha256/commit of each download (di4c.pins)",
+        )
         add_run_args(p)
         p.set_defaults(func=fn)
     args = ap.parse_args(argv)

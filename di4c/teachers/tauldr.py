@@ -40,6 +40,7 @@ from di4c.artifacts import atomic_path
 from di4c.denoiser import check_denoiser_inputs, draw_lambda
 from di4c.download import RemoteFile, fetch
 from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
+from di4c.pins import fetch_pinned
 
 __all__ = [
     "DI4C_STUDENT_FILE",
@@ -396,14 +397,19 @@ def _extract_teacher(archive: Path) -> Path:
 
 
 def teacher_checkpoint_path(
-    local_path: str | os.PathLike | None = None, *, remote: RemoteFile | None = None
+    local_path: str | os.PathLike | None = None,
+    *,
+    remote: RemoteFile | None = None,
+    pin_file: str | os.PathLike | None = None,
 ) -> Path:
     """Local path of the tauLDR teacher container: the user's copy, or fetched and extracted.
 
     The file :func:`load_teacher` reads; callers that also need the raw
-    weights (:func:`init_student`) start from it.
+    weights (:func:`init_student`) start from it. ``pin_file``: see
+    :func:`di4c.pins.fetch_pinned`.
     """
-    return _extract_teacher(fetch(remote or TAULDR_TEACHER_FILE, local_path))
+    remote = remote or TAULDR_TEACHER_FILE
+    return _extract_teacher(fetch_pinned(remote, local_path, pin_file))
 
 
 def load_teacher(

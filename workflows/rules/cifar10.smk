@@ -278,9 +278,10 @@ rule fetch_cifar10_teacher:
     params:
         py=PY,
         local=C10["paper"]["teacher_ckpt"],
+        pins=f"{PINS}/cifar10.json",
     shell:
         "{params.py} -m di4c.cli.cifar10_fetch --what teacher --local '{params.local}'"
-        " --out {output} --log {log}"
+        " --pins {params.pins} --out {output} --log {log}"
 
 
 rule fetch_cifar10_released_student:
@@ -294,9 +295,10 @@ rule fetch_cifar10_released_student:
     params:
         py=PY,
         local=C10["paper"]["student_ckpt"],
+        pins=f"{PINS}/cifar10.json",
     shell:
         "{params.py} -m di4c.cli.cifar10_fetch --what released_student"
-        " --local '{params.local}' --out {output} --log {log}"
+        " --local '{params.local}' --pins {params.pins} --out {output} --log {log}"
 
 
 rule distill_cifar10_paper:

@@ -11,6 +11,8 @@ ENV = "../envs/di4c.yaml"
 TABLES = config["tables_dir"]
 MINI = config["mini_tables_dir"]
 RESULTS = config["results_dir"]
+# sha256/commit pins of the published weights, written by the first download (di4c.pins)
+PINS = config.get("pins_dir", "workflows/pins")
 
 TABLE_FILES = {}
 

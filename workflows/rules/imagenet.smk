@@ -174,9 +174,10 @@ rule fetch_imagenet_weights:
         py=PY,
         out_dir=imn_out_dir,
         flags=imn_fetch_flags(),
+        pins=f"{PINS}/imagenet.json",
     shell:
         "{params.py} -m di4c.cli.imagenet_fetch --out-dir {params.out_dir}"
-        " --log {log} {params.flags}"
+        " --pins {params.pins} --log {log} {params.flags}"
 
 
 rule encode_imagenet_train:

@@ -239,9 +239,10 @@ rule fetch_sdtt_teacher:
     params:
         py=PY,
         local=owt_local_teacher,
+        pins=f"{PINS}/openwebtext.json",
     shell:
         "{params.py} -m di4c.cli.openwebtext_fetch teacher --round {wildcards.round}"
-        " --out {output} --log {log} {params.local}"
+        " --pins {params.pins} --out {output} --log {log} {params.local}"
 
 
 rule fetch_released_di4c2:
@@ -259,9 +260,10 @@ rule fetch_released_di4c2:
     params:
         py=PY,
         local=owt_local_released,
+        pins=f"{PINS}/openwebtext.json",
     shell:
         "{params.py} -m di4c.cli.openwebtext_fetch released --round {wildcards.round}"
-        " --out {output} --log {log} {params.local}"
+        " --pins {params.pins} --out {output} --log {log} {params.local}"
 
 
 rule fetch_gpt2_judge:

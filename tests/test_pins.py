@@ -1,0 +1,162 @@
+"""Pin files (di4c.pins): the first download pins sha256 + commit, later ones must match.
+
+Downloads go over real HTTP on loopback; Hugging Face files go through the
+``downloader`` hook of :func:`di4c.download.fetch`, which receives the exact
+descriptor (revision included) a real download would use.
+"""
+
+import hashlib
+import http.server
+import json
+import threading
+
+import pytest
+
+from di4c.download import RemoteFile
+from di4c.pins import (
+    PinMismatchError,
+    fetch_pinned,
+    load_pins,
+    record_pin,
+    resolve_hf_commit,
+)
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    body = b"published bytes v1"
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    _Handler.body = b"published bytes v1"
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DI4C_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _url_file(server):
+    return RemoteFile(name="student.ckpt", url=f"{server}/student.ckpt", config_key="k")
+
+
+def _no_network(repo, revision):
+    raise AssertionError("a URL file must not resolve a Hugging Face commit")
+
+
+def test_first_fetch_pins_and_a_changed_upload_is_rejected(server, tmp_path, cache):
+    pins = tmp_path / "pins" / "slice.json"
+    rf = _url_file(server)
+    path = fetch_pinned(rf, None, pins, resolver=_no_network)
+    entry = load_pins(pins)["student.ckpt"]
+    assert entry["sha256"] == hashlib.sha256(b"published bytes v1").hexdigest()
+    assert entry["size"] == len(b"published bytes v1") and entry["commit"] is None
+    assert entry["source"] == rf.source
+    # cached and pinned: fetched again without change
+    assert fetch_pinned(rf, None, pins, resolver=_no_network) == path
+    # the upload changes; a fresh machine (empty cache) must not accept it
+    _Handler.body = b"published bytes v2!"
+    path.unlink()
+    with pytest.raises(PinMismatchError, match="delete the entry 'student.ckpt'"):
+        fetch_pinned(rf, None, pins, retries=1, backoff_s=0, resolver=_no_network)
+    assert not path.exists()  # nothing half-verified left at the final path
+    assert load_pins(pins)["student.ckpt"] == entry  # the pin is unchanged
+
+
+def test_pinned_hf_file_is_downloaded_at_its_commit(tmp_path):
+    pins = tmp_path / "imagenet.json"
+    rf = RemoteFile(
+        name="teacher.pth",
+        hf_repo="org/repo",
+        hf_filename="a/t.pth",
+        hf_revision="main",
+    )
+    asked = []
+
+    def downloader(r, dest):
+        asked.append(r.hf_revision)
+        dest.write_bytes(b"weights")
+
+    p = fetch_pinned(rf, None, pins, downloader=downloader, resolver=lambda *a: COMMIT)
+    entry = load_pins(pins)["teacher.pth"]
+    assert (entry["requested_revision"], entry["commit"]) == ("main", COMMIT)
+    p.unlink()  # a fresh cache: the next download must ask for the pinned commit
+    fetch_pinned(rf, None, pins, downloader=downloader, resolver=lambda *a: "other")
+    assert asked == ["main", COMMIT]
+    # another requested revision than the pinned one is refused with the fix
+    with pytest.raises(PinMismatchError, match="pins revision 'main'"):
+        fetch_pinned(
+            RemoteFile(**{**rf.__dict__, "hf_revision": "v2"}),
+            None,
+            pins,
+            downloader=downloader,
+        )
+
+
+def test_entries_accumulate_and_local_copies_bypass_pins(server, tmp_path):
+    pins = tmp_path / "pins.json"
+    for name in ("a.bin", "b.bin"):
+        record_pin(pins, RemoteFile(name=name, url=server), _write(tmp_path, name))
+    assert sorted(load_pins(pins)) == ["a.bin", "b.bin"]
+    doc = json.loads(pins.read_text())
+    assert "di4c/pins.py" in doc["about"]
+    # a user's local copy is used as is (it may legitimately differ from the
+    # published file) and never pinned
+    local = _write(tmp_path, "mine.ckpt", b"my own fine-tune")
+    rf = RemoteFile(name="a.bin", url=server, config_key="k")
+    assert fetch_pinned(rf, local, pins) == local
+    assert load_pins(pins)["a.bin"]["sha256"] == hashlib.sha256(b"a.bin").hexdigest()
+
+
+def test_damaged_pin_file_and_commit_resolution(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not a di4c pin file"):
+        load_pins(bad)
+    assert load_pins(tmp_path / "absent.json") == {} and load_pins(None) == {}
+    assert resolve_hf_commit("org/repo", COMMIT) == COMMIT  # a hash needs no lookup
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_hf_commit("org/repo", "main") is None  # offline: no commit
+
+
+def test_fetch_cli_writes_and_enforces_the_pin(server, tmp_path, monkeypatch):
+    from di4c.cli import openwebtext_fetch
+
+    monkeypatch.setattr(
+        openwebtext_fetch,
+        "di4c2_student_file",
+        lambda round: RemoteFile(name=f"sdtt{round}.ckpt", url=f"{server}/x"),
+    )
+    pins = tmp_path / "openwebtext.json"
+    out = tmp_path / "w" / "released.json"
+    args = ["released", "--round", "6", "--pins", str(pins), "--out", str(out)]
+    openwebtext_fetch.main(args)
+    sha = hashlib.sha256(b"published bytes v1").hexdigest()
+    assert load_pins(pins)["sdtt6.ckpt"]["sha256"] == sha
+    assert json.loads(out.read_text())["sha256"] == sha
+    _Handler.body = b"re-uploaded"
+    (tmp_path / "cache" / "weights" / "sdtt6.ckpt").unlink()
+    with pytest.raises(PinMismatchError, match=str(pins)):
+        openwebtext_fetch.main(args)
+
+
+def _write(folder, name, data=None):
+    p = folder / name
+    p.write_bytes(data if data is not None else name.encode())
+    return p
