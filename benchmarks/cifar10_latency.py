@@ -18,11 +18,10 @@ per-repetition ratios. The defaults keep the run to a few minutes on 2 cores.
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import torch
 
-from di4c.benchmarking import compare_latency, latency_parser, report
+from di4c.benchmarking import latency_parser, time_denoisers
 from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
 from di4c.processes.gaussian_rate import GaussianRateProcess
 from di4c.samplers import SampleRNG, analytical_sample
@@ -58,14 +57,8 @@ def main(argv=None) -> None:
     t_start = time.time()
     dens = build()
     process = GaussianRateProcess(S=256)
-    calls = {k: partial(timed_call, d, process, args) for k, d in dens.items()}
-    report(
-        compare_latency(calls, args.reps),
-        args,
-        "cifar10",
-        t_start=t_start,
-        params={k: sum(p.numel() for p in d.net.parameters()) for k, d in dens.items()},
-        setting=vars(args) | {"device": "cpu", "dtype": "fp32", "weights": "random"},
+    time_denoisers(
+        dens, lambda d: timed_call(d, process, args), args, "cifar10", t_start=t_start
     )
 
 

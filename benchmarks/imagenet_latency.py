@@ -19,11 +19,10 @@ mean(teacher) and as the median of the per-repetition ratios. The defaults
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import torch
 
-from di4c.benchmarking import compare_latency, latency_parser, report
+from di4c.benchmarking import latency_parser, time_denoisers
 from di4c.networks.maskgit import (
     PAPER_STUDENT_CONFIG,
     PAPER_TEACHER_CONFIG,
@@ -72,26 +71,18 @@ def main(argv=None) -> None:
     torch.manual_seed(2)
     vq = VQModel(PAPER_VQGAN_CONFIG).eval()
     dens = {"teacher": MaskGITDenoiser(teacher), "student": MaskGITDenoiser(student)}
-    params = {k: sum(p.numel() for p in d.net.parameters()) for k, d in dens.items()}
-    params["vqgan"] = sum(p.numel() for p in vq.parameters())
     with torch.no_grad():
         img = sample(dens["student"], vq, args)
     print(f"[latency] output images {tuple(img.shape)}", flush=True)
-    calls = {k: partial(sample_no_grad, d, vq, args) for k, d in dens.items()}
-    report(
-        compare_latency(calls, args.reps),
+    time_denoisers(
+        dens,
+        lambda d: sample_no_grad(d, vq, args),
         args,
         "imagenet",
         fallback="within noise (ImageNet, paper-numbers.md)",
         t_start=t_start,
-        params=params,
-        setting=vars(args)
-        | {
-            "device": "cpu",
-            "dtype": "fp32",
-            "weights": "random",
-            "decode": "VQGAN f16",
-        },
+        params={"vqgan": sum(p.numel() for p in vq.parameters())},
+        setting={"decode": "VQGAN f16"},
     )
 
 

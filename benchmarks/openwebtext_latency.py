@@ -22,11 +22,10 @@ only on an otherwise idle machine (or a GPU).
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import torch
 
-from di4c.benchmarking import compare_latency, latency_parser, report
+from di4c.benchmarking import latency_parser, time_denoisers
 from di4c.networks.dit import DIT, DiTConfig, DiTDenoiser
 from di4c.networks.mini_text import student_from
 from di4c.processes.masked import MaskedProcess
@@ -62,14 +61,12 @@ def main(argv=None) -> None:
     process = MaskedProcess(
         teacher.config.vocab_size - 1, "loglinear", dtype=torch.float64
     )
-    calls = {k: partial(timed_call, d, process, args) for k, d in dens.items()}
-    report(
-        compare_latency(calls, args.reps),
+    time_denoisers(
+        dens,
+        lambda d: timed_call(d, process, args),
         args,
         "openwebtext",
         t_start=t_start,
-        params={k: sum(p.numel() for p in d.net.parameters()) for k, d in dens.items()},
-        setting=vars(args) | {"device": "cpu", "dtype": "fp32", "weights": "random"},
     )
 
 

@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 from di4c.artifacts import write_json, write_meta
 from di4c.tables import PAPER_LATENCY
@@ -97,3 +98,30 @@ def report(
     write_json(args.out, res)
     write_meta(args.out, config=vars(args), wall_time_s=time.time() - t_start)
     return res
+
+
+def time_denoisers(
+    dens: dict,
+    call: Callable[[object], object],
+    args,
+    paper_setting: str,
+    *,
+    t_start: float,
+    fallback: str = "",
+    params: dict | None = None,
+    setting: dict | None = None,
+) -> dict:
+    """Time ``call(den)`` for ``dens['teacher']`` and ``dens['student']`` side by side
+    (random-weight fp32 networks on CPU) and :func:`report` it with their sizes."""
+    counts = {k: sum(p.numel() for p in d.net.parameters()) for k, d in dens.items()}
+    return report(
+        compare_latency({k: partial(call, d) for k, d in dens.items()}, args.reps),
+        args,
+        paper_setting,
+        fallback=fallback,
+        t_start=t_start,
+        params=counts | (params or {}),
+        setting=vars(args)
+        | {"device": "cpu", "dtype": "fp32", "weights": "random"}
+        | (setting or {}),
+    )

@@ -26,7 +26,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -67,6 +67,19 @@ class TrainConfig:
             )
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0; got {self.lr}")
+
+    @classmethod
+    def from_run(cls, run, **overrides) -> TrainConfig:
+        """The loop config of a CLI's run dataclass: each field of ``run`` that has a
+        namesake here, then ``overrides`` (what the CLI fixes or derives itself)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(
+                f"not TrainConfig fields: {unknown}; allowed: {sorted(names)}"
+            )
+        shared = {f.name: getattr(run, f.name) for f in fields(run) if f.name in names}
+        return cls(**(shared | overrides))
 
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}

@@ -4,8 +4,9 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import torch
 
-from di4c.benchmarking import compare_latency, paper_latency, report
+from di4c.benchmarking import compare_latency, paper_latency, report, time_denoisers
 
 
 def test_compare_latency_alternates_and_reports_ratios(monkeypatch):
@@ -36,3 +37,26 @@ def test_report_writes_the_paper_value_beside_ours(tmp_path, capsys):
     assert saved["paper"]["teacher_s"] == 0.5515
     assert (tmp_path / "lat.meta.json").is_file()
     assert paper_latency("imagenet", "within noise")[1] == "paper: within noise"
+
+
+def test_time_denoisers_calls_each_model_and_records_sizes(tmp_path):
+    dens = {
+        "teacher": SimpleNamespace(net=torch.nn.Linear(3, 2)),  # 8 parameters
+        "student": SimpleNamespace(net=torch.nn.Linear(3, 4)),  # 16 parameters
+    }
+    seen = []
+    args = SimpleNamespace(out=str(tmp_path / "lat.json"), reps=2)
+    time_denoisers(
+        dens,
+        lambda d: seen.append(d.net.out_features),
+        args,
+        "openwebtext",
+        t_start=0.0,
+        params={"decoder": 5},
+        setting={"decode": "none"},
+    )
+    assert seen == [2, 4, 2, 4, 4, 2]  # warm-ups, then alternating repetitions
+    saved = json.loads((tmp_path / "lat.json").read_text())
+    assert saved["params"] == {"teacher": 8, "student": 16, "decoder": 5}
+    assert saved["setting"]["weights"] == "random"
+    assert saved["setting"]["decode"] == "none" and saved["setting"]["reps"] == 2

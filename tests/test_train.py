@@ -114,3 +114,21 @@ def test_a_checkpoint_of_another_run_is_never_resumed(tmp_path, capsys):
     train(net, loss_fn, data, cfg, out_dir=tmp_path)
     net, data, loss_fn = _setup()
     assert train(net, loss_fn, data, longer, out_dir=tmp_path).resumed_from == 20
+
+
+def test_train_config_from_a_run_dataclass():
+    """from_run takes the namesake fields of a CLI's run dataclass, then overrides."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Run:
+        iters: int = 7
+        lr: float = 3e-3
+        ema_decay: float = 0.0
+        hidden: int = 64  # a network field: not the loop's
+
+    cfg = TrainConfig.from_run(Run(), optimizer="adamw", ema_decay=None)
+    assert (cfg.iters, cfg.lr, cfg.optimizer, cfg.ema_decay) == (7, 3e-3, "adamw", None)
+    assert cfg.batch_size == TrainConfig().batch_size  # not in the run: the default
+    with pytest.raises(TypeError, match="not TrainConfig fields: \\['hidden'\\]"):
+        TrainConfig.from_run(Run(), hidden=3)

@@ -102,18 +102,7 @@ def main(argv=None) -> None:
     print(
         f"[teacher] {n_params:,} parameters, images {splits.image_shape}, S={splits.levels}"
     )
-    cfg = TrainConfig(
-        iters=run.iters,
-        batch_size=run.batch_size,
-        optimizer="adam",
-        lr=run.lr,
-        warmup_steps=run.warmup_steps,
-        grad_clip=run.grad_clip,
-        ema_decay=run.ema_decay,
-        log_every=run.log_every,
-        ckpt_every=run.ckpt_every,
-        seed=run.seed,
-    )
+    cfg = TrainConfig.from_run(run, optimizer="adam")
     data = {"x0": splits.flat("train")}
     res = train(
         net,

@@ -147,14 +147,11 @@ def main(argv=None) -> None:
                 print(f"[vq] step {step}: re-seeded {n} unused codes", flush=True)
 
     out_dir = Path(args.out_dir)
-    tcfg = TrainConfig(
-        iters=cfg.iters,
-        batch_size=cfg.batch_size,
+    tcfg = TrainConfig.from_run(
+        cfg,
         optimizer="adam",
-        lr=cfg.lr,
         log_every=max(1, cfg.iters // 20),
         ckpt_every=max(1, cfg.iters // 4),
-        seed=cfg.seed,
     )
     result = train(
         model, loss_fn, {"x": splits.train_x}, tcfg, out_dir / "run", "vq", on_step

@@ -137,19 +137,12 @@ def main(argv=None) -> None:
             cfg.label_smoothing,
         )
 
-    tcfg = TrainConfig(
-        iters=cfg.iters,
-        batch_size=cfg.batch_size,
+    tcfg = TrainConfig.from_run(
+        cfg,
         optimizer="adamw",
-        lr=cfg.lr,
-        betas=cfg.betas,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        grad_clip=cfg.grad_clip,
         ema_decay=cfg.ema_decay or None,
         log_every=max(1, cfg.iters // 40),
         ckpt_every=max(1, cfg.iters // 8),
-        seed=cfg.seed,
     )
     out_dir = Path(args.out).with_suffix(".run")
     result = train(

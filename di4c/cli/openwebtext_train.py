@@ -157,19 +157,7 @@ def cmd_teacher(args) -> None:
         net = DIT(net_cfg)
     den = denoiser(net)
     process = masked_process(S)
-    tc = TrainConfig(
-        iters=cfg.iters,
-        batch_size=cfg.batch_size,
-        optimizer="adamw",
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        grad_clip=1.0,
-        ema_decay=cfg.ema_decay or None,
-        log_every=cfg.log_every,
-        ckpt_every=cfg.ckpt_every,
-        seed=cfg.seed,
-    )
+    tc = TrainConfig.from_run(cfg, optimizer="adamw", ema_decay=cfg.ema_decay or None)
     work = Path(args.out).parent / "work"
     res = train(
         net,
@@ -205,18 +193,7 @@ def cmd_judge(args) -> None:
         judge_config(S, x.shape[1], cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.dropout),
         cfg.seed,
     )
-    tc = TrainConfig(
-        iters=cfg.iters,
-        batch_size=cfg.batch_size,
-        optimizer="adamw",
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        grad_clip=1.0,
-        log_every=cfg.log_every,
-        ckpt_every=cfg.ckpt_every,
-        seed=cfg.seed,
-    )
+    tc = TrainConfig.from_run(cfg, optimizer="adamw")
     out = Path(args.out)
     res = train(
         model,
