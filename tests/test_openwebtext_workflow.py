@@ -97,6 +97,8 @@ def test_smoke_dag_end_to_end(smoke_workflow):
     meta = json.loads((work / target.replace(".csv", ".meta.json")).read_text())
     assert "2x speed-up" in meta["claim"] and "git_commit" in meta
     assert (work / target.replace(".csv", ".png")).stat().st_size > 5000
+    note = (work / target.replace(".csv", ".md")).read_text()
+    assert "| di4c2 | 2 |" in note and "Against the teacher at 2N" in note
     s = torch.load(
         work / "results/smoke/openwebtext/mini/samples/di4c2_steps2.pt",
         weights_only=True,

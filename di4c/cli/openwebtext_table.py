@@ -10,7 +10,7 @@ this gives, the comparison with the teacher at twice the steps (z-score of the
 Gen PPL difference and the entropy difference), and the published value
 beside ours (``di4c.tables.paper_value``; Fig. 4 values were not transcribed,
 so these columns stay empty). The meta.json states the paper's claim and a
-summary of what the table shows.
+summary of what the table shows; ``<stem>.md`` has the same as a readable note.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import math
 import time
 from pathlib import Path
 
-from di4c.artifacts import atomic_path, write_meta
+from di4c.artifacts import atomic_path, write_meta, write_text
 from di4c.cli.common import add_run_args, setup_run
 from di4c.tables import paper_value, write_table
 
@@ -156,6 +156,40 @@ def summarise(rows: list[dict]) -> list[str]:
     return lines
 
 
+def markdown(rows: list[dict], lines: list[str], title: str) -> str:
+    """The table's note: each cell's Gen PPL and entropy, then the 2x comparisons."""
+
+    def num(v, fmt):
+        return "" if v is None or v == "" else format(v, fmt)
+
+    out = [
+        f"# {title}",
+        "",
+        f"Paper: {PAPER_CLAIM}.",
+        "",
+        "## Gen PPL and unigram entropy by steps N (+- delta-method se)",
+        "",
+        "| model | N | NFE | gen PPL | entropy | teacher steps at equal gen PPL | speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['model']} | {r['steps']} | {num(r.get('nfe'), '.1f')} "
+            f"| {r['gen_ppl']:.2f} +- {r['gen_ppl_se']:.2f} "
+            f"| {r['entropy']:.4f} +- {r['entropy_se']:.4f} "
+            f"| {num(r.get('teacher_equiv_steps'), '.1f')} "
+            f"| {num(r.get('speedup_equal_ppl'), '.2f')} |"
+        )
+    out += [
+        "",
+        "## Against the teacher at 2N (z > 2: better beyond the noise)",
+        "",
+        *(f"- {line}" for line in lines or ["no student rows with a teacher at 2N."]),
+        "",
+    ]
+    return "\n".join(out)
+
+
 def teacher_improvement(rows: list[dict], teacher: str) -> dict:
     """For each doubling N/2 -> N of the teacher: Gen PPL gain and its z-score (mini-twins.md)."""
     pts = {int(r["steps"]): r for r in rows if r["model"] == teacher}
@@ -231,7 +265,7 @@ def main(argv=None) -> None:
         "--teachers", nargs="+", required=True, help="model names of the teachers"
     )
     ap.add_argument(
-        "--out", required=True, help="CSV path (plot and meta.json beside it)"
+        "--out", required=True, help="CSV path (.png, .md, .meta.json beside it)"
     )
     ap.add_argument(
         "--table", default="openwebtext", help="key of the published values"
@@ -254,6 +288,7 @@ def main(argv=None) -> None:
     lines = summarise(rows)
     for line in lines:
         print("[table] " + line, flush=True)
+    write_text(out.with_suffix(".md"), markdown(rows, lines, args.title))
     write_meta(
         out,
         config=vars(args),

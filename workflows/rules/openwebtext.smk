@@ -207,6 +207,7 @@ rule make_openwebtext_mini_table:
     output:
         csv=f"{MINI}/openwebtext.csv",
         png=f"{MINI}/openwebtext.png",
+        md=f"{MINI}/openwebtext.md",
         meta=f"{MINI}/openwebtext.meta.json",
     log:
         f"{RESULTS}/logs/openwebtext/make_openwebtext_mini_table.log",
@@ -397,6 +398,7 @@ rule make_openwebtext_table:
     output:
         csv=f"{TABLES}/openwebtext.csv",
         png=f"{TABLES}/openwebtext.png",
+        md=f"{TABLES}/openwebtext.md",
         meta=f"{TABLES}/openwebtext.meta.json",
     log:
         f"{RESULTS}/logs/openwebtext/make_openwebtext_table.log",
