@@ -19,6 +19,7 @@ def test_compare_latency_alternates_and_reports_ratios(monkeypatch):
     assert "".join(order) == "ts" + "ts" + "st" + "ts"
     assert res["times_s"] == {"teacher": [1, 1, 1], "student": [1, 1, 1]}
     assert res["ratio_of_means"] == 1.0 and res["paired_ratios"] == [1.0] * 3
+    assert res["ratio_of_mins"] == 1.0
     with pytest.raises(ValueError, match="calls must be exactly"):
         compare_latency({"teacher": lambda: None}, reps=1)
 
@@ -29,10 +30,12 @@ def test_report_writes_the_paper_value_beside_ours(tmp_path, capsys):
         "std_s": {"teacher": 0.0, "student": 0.0},
         "ratio_of_means": 1.1,
         "median_paired_ratio": 1.1,
+        "ratio_of_mins": 1.05,
     }
     args = SimpleNamespace(out=str(tmp_path / "lat.json"))
     report(res, args, "cifar10", t_start=0.0)
-    assert "paper 1.0491 (+4.9%)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "paper 1.0491 (+4.9%)" in printed and "fastest of each +5.00%" in printed
     saved = json.loads((tmp_path / "lat.json").read_text())
     assert saved["paper"]["teacher_s"] == 0.5515
     assert (tmp_path / "lat.meta.json").is_file()
