@@ -5,8 +5,8 @@ zero-argument ``call`` per model (one whole ``sample()``); this module times the
 same way everywhere: one warm-up call each, then ``reps`` repetitions that alternate
 teacher / student (order flipped every repetition) so both see the same machine state,
 and reports the ratio of means, the median of the per-repetition ratios and the ratio
-of the fastest repetitions next to
-the paper's figure (:data:`di4c.tables.PAPER_LATENCY`, paper-numbers.md).
+of the fastest repetitions next to the paper's figure (:data:`di4c.tables.PAPER_LATENCY`,
+paper-numbers.md).
 """
 
 from __future__ import annotations
