@@ -10,8 +10,12 @@ OWT_PAPER_MODELS = [
     f"sdtt{r}{suffix}" for r in OWT_P["rounds"] for suffix in ("", "_di4c", "_di4c2")
 ]
 
-TABLE_FILES["openwebtext_mini"] = [f"{MINI}/openwebtext.csv", f"{MINI}/openwebtext.png"]
-TABLE_FILES["openwebtext"] = [f"{TABLES}/openwebtext.csv", f"{TABLES}/openwebtext.png"]
+TABLE_FILES["openwebtext_mini"] = [
+    f"{MINI}/openwebtext.{ext}" for ext in ("csv", "png", "md")
+]
+TABLE_FILES["openwebtext"] = [
+    f"{TABLES}/openwebtext.{ext}" for ext in ("csv", "png", "md")
+]
 
 
 def owt_steps(steps):
