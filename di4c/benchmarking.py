@@ -4,9 +4,9 @@ Each slice's ``benchmarks/<slice>_latency.py`` builds its paper-size networks an
 zero-argument ``call`` per model (one whole ``sample()``); this module times them the
 same way everywhere: one warm-up call each, then ``reps`` repetitions that alternate
 teacher / student (order flipped every repetition) so both see the same machine state,
-and reports the ratio of means, the median of the per-repetition ratios and the ratio
-of the fastest repetitions next to the paper's figure (:data:`di4c.tables.PAPER_LATENCY`,
-paper-numbers.md).
+and reports the ratio of mean wall times, the median of the per-repetition ratios, the
+ratio of the fastest repetitions and the ratio of mean process CPU times next to the
+paper's figure (:data:`di4c.tables.PAPER_LATENCY`, paper-numbers.md).
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def latency_parser(doc: str, *, batch: int, steps: int, reps: int, out: str):
     return ap
 
 
-def _timed(call: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
+def _timed(call: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process over all its threads) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
     call()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def compare_latency(calls: dict[str, Callable[[], object]], reps: int) -> dict:
@@ -49,11 +50,14 @@ def compare_latency(calls: dict[str, Callable[[], object]], reps: int) -> dict:
     if reps < 1:
         raise ValueError(f"reps must be >= 1; got {reps}")
     for name in MODELS:
-        print(f"[latency] warm-up {name}: {_timed(calls[name]):.2f}s", flush=True)
+        print(f"[latency] warm-up {name}: {_timed(calls[name])[0]:.2f}s", flush=True)
     times = {name: [] for name in MODELS}
+    cpu = {name: [] for name in MODELS}
     for r in range(reps):
         for name in MODELS if r % 2 == 0 else MODELS[::-1]:
-            times[name].append(_timed(calls[name]))
+            wall, used = _timed(calls[name])
+            times[name].append(wall)
+            cpu[name].append(used)
         print(
             f"[latency] rep {r + 1}/{reps}: teacher {times['teacher'][-1]:.2f}s "
             f"student {times['student'][-1]:.2f}s",
@@ -72,6 +76,11 @@ def compare_latency(calls: dict[str, Callable[[], object]], reps: int) -> dict:
         "ratio_of_mins": min(times["student"]) / min(times["teacher"]),
         "median_paired_ratio": statistics.median(ratios),
         "paired_ratios": ratios,
+        # CPU time is what the work costs; other load on a shared machine inflates
+        # wall time (waiting) far more than it does this
+        "cpu_s": cpu,
+        "cpu_ratio_of_means": statistics.mean(cpu["student"])
+        / statistics.mean(cpu["teacher"]),
     }
 
 
@@ -96,7 +105,8 @@ def report(
         f"{m['student']:.3f}+-{sd['student']:.3f}s: ratio {res['ratio_of_means']:.4f} "
         f"({100 * (res['ratio_of_means'] - 1):+.2f}%; median paired "
         f"{100 * (res['median_paired_ratio'] - 1):+.2f}%; fastest of each "
-        f"{100 * (res['ratio_of_mins'] - 1):+.2f}%); {paper_text}",
+        f"{100 * (res['ratio_of_mins'] - 1):+.2f}%; CPU time "
+        f"{100 * (res['cpu_ratio_of_means'] - 1):+.2f}%); {paper_text}",
         flush=True,
     )
     write_json(args.out, res)
