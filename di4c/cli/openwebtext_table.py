@@ -172,13 +172,22 @@ def markdown(rows: list[dict], lines: list[str], title: str) -> str:
         "| model | N | NFE | gen PPL | entropy | teacher steps at equal gen PPL | speed-up |",
         "|---|---|---|---|---|---|---|",
     ]
+    best = {}  # teacher -> (its largest N, its lowest Gen PPL)
     for r in rows:
+        if any(r["model"] == x.get("teacher") for x in rows):
+            n, ppl = best.get(r["model"], (0, math.inf))
+            best[r["model"]] = (max(n, int(r["steps"])), min(ppl, r["gen_ppl"]))
+    for r in rows:
+        eq, speed = r.get("teacher_equiv_steps"), r.get("speedup_equal_ppl")
+        eq_txt, speed_txt = num(eq, ".1f"), num(speed, ".2f")
+        n_max, ppl_min = best.get(r.get("teacher") or "", (0, 0.0))
+        if eq is None and r["gen_ppl"] < ppl_min:  # better than the whole curve
+            eq_txt, speed_txt = f"> {n_max}", f"> {n_max / int(r['steps']):.2f}"
         out.append(
             f"| {r['model']} | {r['steps']} | {num(r.get('nfe'), '.1f')} "
             f"| {r['gen_ppl']:.2f} +- {r['gen_ppl_se']:.2f} "
             f"| {r['entropy']:.4f} +- {r['entropy_se']:.4f} "
-            f"| {num(r.get('teacher_equiv_steps'), '.1f')} "
-            f"| {num(r.get('speedup_equal_ppl'), '.2f')} |"
+            f"| {eq_txt} | {speed_txt} |"
         )
     out += [
         "",
