@@ -76,8 +76,8 @@ def compare_latency(calls: dict[str, Callable[[], object]], reps: int) -> dict:
         "ratio_of_mins": min(times["student"]) / min(times["teacher"]),
         "median_paired_ratio": statistics.median(ratios),
         "paired_ratios": ratios,
-        # CPU time is what the work costs; other load on a shared machine inflates
-        # wall time (waiting) far more than it does this
+        # process CPU time over all threads: the work's cost rather than its latency;
+        # other load inflates it less than wall time (though thread spin-waits count)
         "cpu_s": cpu,
         "cpu_ratio_of_means": statistics.mean(cpu["student"])
         / statistics.mean(cpu["teacher"]),

@@ -58,15 +58,38 @@ def resolve_hf_commit(repo: str, revision: str | None) -> str | None:
         return None
 
 
+def at_commit(rf: RemoteFile, commit: str) -> RemoteFile:
+    """``rf`` at a Hugging Face ``commit``, cached under a commit-keyed name (so bytes
+    cached from an older state of the branch never stand in for it)."""
+    return dataclasses.replace(rf, hf_revision=commit, name=f"{rf.name}@{commit[:12]}")
+
+
 def apply_pin(rf: RemoteFile, entry: dict | None) -> RemoteFile:
     """``rf`` restricted to its pinned bytes (sha256) and, on HF, its pinned commit."""
     if not entry:
         return rf
+    if rf.sha256 and rf.sha256 != entry["sha256"]:
+        raise PinMismatchError(
+            f"{rf.name}: the published sha256 {rf.sha256} differs from the pinned "
+            f"{entry['sha256']}; delete the entry to re-pin"
+        )
+    rf = dataclasses.replace(rf, sha256=entry["sha256"])
     commit = entry.get("commit")
-    return dataclasses.replace(
-        rf,
-        sha256=entry["sha256"],
-        hf_revision=commit if (rf.hf_repo and commit) else rf.hf_revision,
+    return at_commit(rf, commit) if (rf.hf_repo and commit) else rf
+
+
+def _check_entry(rf: RemoteFile, entry: dict, pin_file) -> None:
+    """Refuse a pin made for another revision or another URL than the config's."""
+    if rf.hf_repo and entry.get("requested_revision") != rf.hf_revision:
+        wanted = f"revision {entry.get('requested_revision')!r} (commit {entry.get('commit')})"
+        asked = f"revision {rf.hf_revision!r}"
+    elif not rf.hf_repo and entry.get("source") != rf.source:
+        wanted, asked = repr(entry.get("source")), repr(rf.source)
+    else:
+        return
+    raise PinMismatchError(
+        f"{rf.name}: {pin_file} pins {wanted}, but the config asks for {asked}. Set it "
+        f"back, or delete the entry '{rf.name}' from {pin_file} to pin the new one."
     )
 
 
@@ -81,49 +104,70 @@ def fetch_pinned(
     """:func:`di4c.download.fetch` under ``pin_file``: verify against a pin, or record one.
 
     With no ``pin_file`` this is plain :func:`fetch`. A file already pinned is
-    fetched at its pinned commit and must hash to its pinned sha256; a file not
-    yet pinned is fetched as configured and then pinned (sha256, resolved
-    commit, source), the pin file being rewritten atomically under a lock so
-    parallel fetch jobs do not lose each other's entries. A user's local copy
-    bypasses the pins (it may legitimately differ, e.g. the extracted tauLDR
-    checkpoint instead of the published folder zip); its sha256 goes into the
-    provenance of whatever the fetch step writes.
+    fetched at its pinned commit and must hash to its pinned sha256. A file not
+    yet pinned is pinned on this fetch: a Hugging Face file first has its
+    revision resolved to a commit and is downloaded at that commit (offline, it
+    is fetched as configured and left unpinned, with a warning, until an online
+    fetch); then its sha256, commit and source are written to the pin file,
+    atomically under a lock so parallel fetch jobs keep each other's entries. A
+    user's local copy bypasses the pins (it may legitimately differ, e.g. the
+    extracted tauLDR checkpoint instead of the published folder zip); its sha256
+    goes into the provenance of whatever the fetch step writes.
     """
     if not pin_file or local_path:
         return fetch(rf, local_path, **fetch_kwargs)
     entry = load_pins(pin_file).get(rf.name)
-    if entry and rf.hf_repo and entry.get("requested_revision") != rf.hf_revision:
-        raise PinMismatchError(
-            f"{rf.name}: {pin_file} pins revision {entry.get('requested_revision')!r}"
-            f" (commit {entry.get('commit')}), but the config asks for "
-            f"{rf.hf_revision!r}. Set the revision back, or delete the entry "
-            f"'{rf.name}' from {pin_file} to pin the new one."
+    if entry:
+        _check_entry(rf, entry, pin_file)
+        try:
+            return fetch(apply_pin(rf, entry), **fetch_kwargs)
+        except (ChecksumError, MissingWeightsError) as e:
+            bad = e if isinstance(e, ChecksumError) else e.__cause__
+            if not isinstance(bad, ChecksumError):
+                raise
+            raise PinMismatchError(
+                f"{rf.name}: the downloaded bytes do not match the sha256 "
+                f"{entry['sha256']} pinned in {pin_file} on "
+                f"{entry.get('pinned_at', '?')} from {entry.get('source')}. If the "
+                f"published file was replaced and the new one is what you mean to use, "
+                f"delete the entry '{rf.name}' from {pin_file} and fetch again; or set "
+                f"config key '{rf.config_key}' to a local copy."
+            ) from e
+    commit = resolver(rf.hf_repo, rf.hf_revision) if rf.hf_repo else None
+    if rf.hf_repo and commit is None:
+        print(
+            f"[pin] WARNING: {rf.name}: could not resolve {rf.source} to a commit "
+            f"(offline?); using it unpinned. An online fetch will pin it in {pin_file}.",
+            flush=True,
         )
-    try:
-        path = fetch(apply_pin(rf, entry), **fetch_kwargs)
-    except (ChecksumError, MissingWeightsError) as e:
-        bad = e if isinstance(e, ChecksumError) else e.__cause__
-        if not (entry and isinstance(bad, ChecksumError)):
-            raise
-        raise PinMismatchError(
-            f"{rf.name}: the file does not match the sha256 {entry['sha256']} pinned "
-            f"in {pin_file} on {entry.get('pinned_at', '?')} from {entry.get('source')}"
-            f" ({bad}). If the new file is the one you mean to use, delete the entry "
-            f"'{rf.name}' from {pin_file} and fetch again to pin it."
-        ) from e
-    if entry is None:
-        record_pin(pin_file, rf, path, resolver)
+        return fetch(rf, **fetch_kwargs)
+    path = fetch(at_commit(rf, commit) if commit else rf, **fetch_kwargs)
+    record_pin(pin_file, rf, path, commit)
     return path
 
 
+def check_or_pin(pin_file, name: str, path: Path, source: str) -> None:
+    """Pin a file the suite derives from a download (e.g. a member extracted from a
+    zip whose bytes can differ between downloads), or check it against its pin."""
+    if not pin_file:
+        return
+    entry = load_pins(pin_file).get(name)
+    if entry is None:
+        record_pin(pin_file, RemoteFile(name=name, url=source), path, None)
+        return
+    got = sha256_file(path)
+    if got != entry["sha256"]:
+        raise PinMismatchError(
+            f"{path}: sha256 {got} differs from the {entry['sha256']} pinned for "
+            f"'{name}' in {pin_file} ({entry.get('source')}). Delete {path} to extract "
+            f"it again, or delete the entry '{name}' to pin this file."
+        )
+
+
 def record_pin(
-    pin_file: str | os.PathLike,
-    rf: RemoteFile,
-    path: Path,
-    resolver=resolve_hf_commit,
+    pin_file: str | os.PathLike, rf: RemoteFile, path: Path, commit: str | None
 ) -> dict:
-    """Add the pin of ``rf`` (fetched to ``path``) to ``pin_file``; return the entry."""
-    commit = resolver(rf.hf_repo, rf.hf_revision) if rf.hf_repo else None
+    """Add the pin of ``rf`` (fetched to ``path`` at ``commit``) to ``pin_file``."""
     entry = {
         "source": rf.source,
         "requested_revision": rf.hf_revision,

@@ -15,6 +15,7 @@ import pytest
 from di4c.download import RemoteFile
 from di4c.pins import (
     PinMismatchError,
+    check_or_pin,
     fetch_pinned,
     load_pins,
     record_pin,
@@ -73,13 +74,14 @@ def test_first_fetch_pins_and_a_changed_upload_is_rejected(server, tmp_path, cac
     # the upload changes; a fresh machine (empty cache) must not accept it
     _Handler.body = b"published bytes v2!"
     path.unlink()
-    with pytest.raises(PinMismatchError, match="delete the entry 'student.ckpt'"):
+    with pytest.raises(PinMismatchError, match="delete the entry 'student.ckpt'") as e:
         fetch_pinned(rf, None, pins, retries=1, backoff_s=0, resolver=_no_network)
+    assert "config key 'k'" in str(e.value) and ".tmp" not in str(e.value)
     assert not path.exists()  # nothing half-verified left at the final path
     assert load_pins(pins)["student.ckpt"] == entry  # the pin is unchanged
 
 
-def test_pinned_hf_file_is_downloaded_at_its_commit(tmp_path):
+def test_pinned_hf_file_is_downloaded_at_its_commit(tmp_path, cache, capsys):
     pins = tmp_path / "imagenet.json"
     rf = RemoteFile(
         name="teacher.pth",
@@ -91,14 +93,22 @@ def test_pinned_hf_file_is_downloaded_at_its_commit(tmp_path):
 
     def downloader(r, dest):
         asked.append(r.hf_revision)
-        dest.write_bytes(b"weights")
+        dest.write_bytes(b"weights at " + r.hf_revision.encode())
 
+    # offline (no commit): used as configured, but not pinned
+    fetch_pinned(rf, None, pins, downloader=downloader, resolver=lambda *a: None)
+    assert not pins.exists() and "WARNING" in capsys.readouterr().out
+    # bytes cached from an older state of 'main' must not be pinned as the commit's
+    assert (cache / "weights" / "teacher.pth").read_bytes() == b"weights at main"
     p = fetch_pinned(rf, None, pins, downloader=downloader, resolver=lambda *a: COMMIT)
     entry = load_pins(pins)["teacher.pth"]
     assert (entry["requested_revision"], entry["commit"]) == ("main", COMMIT)
+    assert (
+        entry["sha256"] == hashlib.sha256(f"weights at {COMMIT}".encode()).hexdigest()
+    )
     p.unlink()  # a fresh cache: the next download must ask for the pinned commit
     fetch_pinned(rf, None, pins, downloader=downloader, resolver=lambda *a: "other")
-    assert asked == ["main", COMMIT]
+    assert asked == ["main", COMMIT, COMMIT]
     # another requested revision than the pinned one is refused with the fix
     with pytest.raises(PinMismatchError, match="pins revision 'main'"):
         fetch_pinned(
@@ -112,7 +122,9 @@ def test_pinned_hf_file_is_downloaded_at_its_commit(tmp_path):
 def test_entries_accumulate_and_local_copies_bypass_pins(server, tmp_path):
     pins = tmp_path / "pins.json"
     for name in ("a.bin", "b.bin"):
-        record_pin(pins, RemoteFile(name=name, url=server), _write(tmp_path, name))
+        record_pin(
+            pins, RemoteFile(name=name, url=server), _write(tmp_path, name), None
+        )
     assert sorted(load_pins(pins)) == ["a.bin", "b.bin"]
     doc = json.loads(pins.read_text())
     assert "di4c/pins.py" in doc["about"]
@@ -122,6 +134,21 @@ def test_entries_accumulate_and_local_copies_bypass_pins(server, tmp_path):
     rf = RemoteFile(name="a.bin", url=server, config_key="k")
     assert fetch_pinned(rf, local, pins) == local
     assert load_pins(pins)["a.bin"]["sha256"] == hashlib.sha256(b"a.bin").hexdigest()
+    # a pin made for another URL is refused with the fix
+    with pytest.raises(PinMismatchError, match="pins 'http"):
+        fetch_pinned(RemoteFile(name="a.bin", url=f"{server}/moved"), None, pins)
+
+
+def test_derived_files_are_pinned_and_checked(tmp_path):
+    pins = tmp_path / "cifar10.json"
+    member = _write(tmp_path, "ckpt.pt", b"extracted checkpoint")
+    check_or_pin(pins, "ckpt.pt", member, "https://example/folder.zip :: ckpt.pt")
+    check_or_pin(pins, "ckpt.pt", member, "https://example/folder.zip :: ckpt.pt")
+    assert load_pins(pins)["ckpt.pt"]["source"].endswith(":: ckpt.pt")
+    member.write_bytes(b"another extraction")
+    with pytest.raises(PinMismatchError, match="to extract it again"):
+        check_or_pin(pins, "ckpt.pt", member, "https://example/folder.zip :: ckpt.pt")
+    check_or_pin(None, "ckpt.pt", member, "x")  # no pin file: nothing to check
 
 
 def test_damaged_pin_file_and_commit_resolution(tmp_path, monkeypatch):

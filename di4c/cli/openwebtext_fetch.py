@@ -84,7 +84,10 @@ def cmd_judge(args) -> dict:
             f"{e}). This machine may be offline: download it elsewhere and set config key "
             "openwebtext.paper.local.judge to its folder."
         ) from e
-    return dict(target=Path(folder), source=f"hf://{args.name}")
+    # the snapshot folder is named by the commit it holds: provenance, not a pin
+    return dict(
+        target=Path(folder), source=f"hf://{args.name}", commit=Path(folder).name
+    )
 
 
 def main(argv=None) -> None:
@@ -106,11 +109,12 @@ def main(argv=None) -> None:
             "--local", default=None, help="a local copy instead of downloading"
         )
         p.add_argument("--out", required=True, help="pointer JSON")
-        p.add_argument(
-            "--pins",
-            default=None,
-            help="pin file recording the sha256/commit of each download (di4c.pins)",
-        )
+        if name != "judge":
+            p.add_argument(
+                "--pins",
+                default=None,
+                help="pin file recording the sha256/commit of each download (di4c.pins)",
+            )
         add_run_args(p)
         p.set_defaults(func=fn)
     args = ap.parse_args(argv)

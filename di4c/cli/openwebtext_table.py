@@ -156,6 +156,21 @@ def summarise(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _beyond_curve(r: dict, first: dict, last: dict, eq_txt: str, speed_txt: str):
+    """Texts for a student outside the teacher's curve: past its last point ("> N",
+    beyond 2 se; "~ N" within), or worse than its first ("<= 1")."""
+    n = int(r["steps"])
+    if r["gen_ppl"] < last["gen_ppl"] and r.get("teacher_equiv_steps") is None:
+        se = math.hypot(r["gen_ppl_se"], last["gen_ppl_se"])
+        mark = ">" if last["gen_ppl"] - r["gen_ppl"] > 2 * se else "~"
+        top = int(last["steps"])
+        return f"{mark} {top}", f"{mark} {top / n:.2f}"
+    if r["gen_ppl"] > first["gen_ppl"]:
+        low = int(first["steps"])
+        return f"<= {low}", f"<= {low / n:.2f}"
+    return eq_txt, speed_txt
+
+
 def markdown(rows: list[dict], lines: list[str], title: str) -> str:
     """The table's note: each cell's Gen PPL and entropy, then the 2x comparisons."""
 
@@ -172,17 +187,19 @@ def markdown(rows: list[dict], lines: list[str], title: str) -> str:
         "| model | N | NFE | gen PPL | entropy | teacher steps at equal gen PPL | speed-up |",
         "|---|---|---|---|---|---|---|",
     ]
-    best = {}  # teacher -> (its largest N, its lowest Gen PPL)
+    ends = {}  # teacher -> its rows at the fewest and the most steps
     for r in rows:
         if any(r["model"] == x.get("teacher") for x in rows):
-            n, ppl = best.get(r["model"], (0, math.inf))
-            best[r["model"]] = (max(n, int(r["steps"])), min(ppl, r["gen_ppl"]))
+            lo, hi = ends.get(r["model"], (r, r))
+            ends[r["model"]] = (
+                min(lo, r, key=lambda x: int(x["steps"])),
+                max(hi, r, key=lambda x: int(x["steps"])),
+            )
     for r in rows:
         eq, speed = r.get("teacher_equiv_steps"), r.get("speedup_equal_ppl")
         eq_txt, speed_txt = num(eq, ".1f"), num(speed, ".2f")
-        n_max, ppl_min = best.get(r.get("teacher") or "", (0, 0.0))
-        if eq is None and r["gen_ppl"] < ppl_min:  # better than the whole curve
-            eq_txt, speed_txt = f"> {n_max}", f"> {n_max / int(r['steps']):.2f}"
+        if r.get("teacher") in ends:
+            eq_txt, speed_txt = _beyond_curve(r, *ends[r["teacher"]], eq_txt, speed_txt)
         out.append(
             f"| {r['model']} | {r['steps']} | {num(r.get('nfe'), '.1f')} "
             f"| {r['gen_ppl']:.2f} +- {r['gen_ppl_se']:.2f} "

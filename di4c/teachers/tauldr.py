@@ -40,7 +40,7 @@ from di4c.artifacts import atomic_path
 from di4c.denoiser import check_denoiser_inputs, draw_lambda
 from di4c.download import RemoteFile, fetch
 from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
-from di4c.pins import fetch_pinned
+from di4c.pins import check_or_pin
 
 __all__ = [
     "DI4C_STUDENT_FILE",
@@ -405,11 +405,18 @@ def teacher_checkpoint_path(
     """Local path of the tauLDR teacher container: the user's copy, or fetched and extracted.
 
     The file :func:`load_teacher` reads; callers that also need the raw
-    weights (:func:`init_student`) start from it. ``pin_file``: see
-    :func:`di4c.pins.fetch_pinned`.
+    weights (:func:`init_student`) start from it. With ``pin_file`` the
+    extracted checkpoint is pinned, not the zip: Dropbox builds folder zips on
+    request, so two downloads of the same folder need not be byte-identical.
     """
     remote = remote or TAULDR_TEACHER_FILE
-    return _extract_teacher(fetch_pinned(remote, local_path, pin_file))
+    if local_path:
+        return _extract_teacher(fetch(remote, local_path))
+    path = _extract_teacher(fetch(remote))
+    check_or_pin(
+        pin_file, TEACHER_CKPT_NAME, path, f"{remote.source} :: {TEACHER_CKPT_NAME}"
+    )
+    return path
 
 
 def load_teacher(
