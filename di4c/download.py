@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock
@@ -61,6 +61,12 @@ class RemoteFile:
         if self.url:
             return self.url
         return f"hf://{self.hf_repo}@{self.hf_revision}/{self.hf_filename}"
+
+    def at_revision(self, revision: str) -> RemoteFile:
+        """This Hugging Face file at ``revision``, cached under a revision-keyed name
+        (so files of two revisions never stand in for each other)."""
+        tag = revision.replace("/", "_")
+        return replace(self, hf_revision=revision, name=f"{self.name}@{tag}")
 
 
 def cache_dir() -> Path:

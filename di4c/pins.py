@@ -58,12 +58,6 @@ def resolve_hf_commit(repo: str, revision: str | None) -> str | None:
         return None
 
 
-def at_commit(rf: RemoteFile, commit: str) -> RemoteFile:
-    """``rf`` at a Hugging Face ``commit``, cached under a commit-keyed name (so bytes
-    cached from an older state of the branch never stand in for it)."""
-    return dataclasses.replace(rf, hf_revision=commit, name=f"{rf.name}@{commit[:12]}")
-
-
 def apply_pin(rf: RemoteFile, entry: dict | None) -> RemoteFile:
     """``rf`` restricted to its pinned bytes (sha256) and, on HF, its pinned commit."""
     if not entry:
@@ -75,7 +69,9 @@ def apply_pin(rf: RemoteFile, entry: dict | None) -> RemoteFile:
         )
     rf = dataclasses.replace(rf, sha256=entry["sha256"])
     commit = entry.get("commit")
-    return at_commit(rf, commit) if (rf.hf_repo and commit) else rf
+    # commit-keyed cache name: bytes cached from an older state of the branch
+    # never stand in for the pinned commit
+    return rf.at_revision(commit) if (rf.hf_repo and commit) else rf
 
 
 def _check_entry(rf: RemoteFile, entry: dict, pin_file) -> None:
@@ -141,7 +137,7 @@ def fetch_pinned(
             flush=True,
         )
         return fetch(rf, **fetch_kwargs)
-    path = fetch(at_commit(rf, commit) if commit else rf, **fetch_kwargs)
+    path = fetch(rf.at_revision(commit) if commit else rf, **fetch_kwargs)
     record_pin(pin_file, rf, path, commit)
     return path
 

@@ -25,7 +25,6 @@ file; ``loss.*`` present in a VQGAN file) and raise
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 import re
@@ -153,8 +152,7 @@ def at_revision(rf: RemoteFile, revision: str | None) -> RemoteFile:
             f"{CONFIG_KEY_HF_REVISION}: {revision!r} is not a git revision "
             "(a commit hash, branch or tag of the Hugging Face repo)"
         )
-    tag = revision.replace("/", "_")
-    return dataclasses.replace(rf, hf_revision=revision, name=f"{rf.name}@{tag}")
+    return rf.at_revision(revision)
 
 
 _TRANSFORMER_TOP_KEYS = (
