@@ -246,17 +246,11 @@ def train_config(
 ) -> TrainConfig:
     """The training loop's config for a distillation run under ``rules`` (optimiser,
     warm-up, clipping, EMA, batch and seed from the setting's rules)."""
-    return TrainConfig(
-        iters=iters,
+    return TrainConfig.from_run(
+        rules,
         batch_size=rules.batch_x,
-        optimizer=rules.optimizer,
-        lr=rules.lr,
         betas=tuple(rules.betas),
-        weight_decay=rules.weight_decay,
-        warmup_steps=rules.warmup_steps,
-        grad_clip=rules.grad_clip,
-        ema_decay=rules.ema_decay,
+        iters=iters,
         log_every=log_every,
         ckpt_every=ckpt_every,
-        seed=rules.seed,
     )

@@ -187,19 +187,15 @@ def markdown(rows: list[dict], lines: list[str], title: str) -> str:
         "| model | N | NFE | gen PPL | entropy | teacher steps at equal gen PPL | speed-up |",
         "|---|---|---|---|---|---|---|",
     ]
-    ends = {}  # teacher -> its rows at the fewest and the most steps
-    for r in rows:
-        if any(r["model"] == x.get("teacher") for x in rows):
-            lo, hi = ends.get(r["model"], (r, r))
-            ends[r["model"]] = (
-                min(lo, r, key=lambda x: int(x["steps"])),
-                max(hi, r, key=lambda x: int(x["steps"])),
-            )
+    curves = {}  # model -> its rows by steps (a teacher's curve)
+    for r in sorted(rows, key=lambda x: int(x["steps"])):
+        curves.setdefault(r["model"], []).append(r)
     for r in rows:
         eq, speed = r.get("teacher_equiv_steps"), r.get("speedup_equal_ppl")
         eq_txt, speed_txt = num(eq, ".1f"), num(speed, ".2f")
-        if r.get("teacher") in ends:
-            eq_txt, speed_txt = _beyond_curve(r, *ends[r["teacher"]], eq_txt, speed_txt)
+        if r.get("teacher"):
+            curve = curves[r["teacher"]]
+            eq_txt, speed_txt = _beyond_curve(r, curve[0], curve[-1], eq_txt, speed_txt)
         out.append(
             f"| {r['model']} | {r['steps']} | {num(r.get('nfe'), '.1f')} "
             f"| {r['gen_ppl']:.2f} +- {r['gen_ppl_se']:.2f} "

@@ -410,12 +410,10 @@ def teacher_checkpoint_path(
     request, so two downloads of the same folder need not be byte-identical.
     """
     remote = remote or TAULDR_TEACHER_FILE
-    if local_path:
-        return _extract_teacher(fetch(remote, local_path))
-    path = _extract_teacher(fetch(remote))
-    check_or_pin(
-        pin_file, TEACHER_CKPT_NAME, path, f"{remote.source} :: {TEACHER_CKPT_NAME}"
-    )
+    path = _extract_teacher(fetch(remote, local_path))
+    if not local_path:  # a user's copy is theirs; a download is pinned
+        source = f"{remote.source} :: {TEACHER_CKPT_NAME}"
+        check_or_pin(pin_file, TEACHER_CKPT_NAME, path, source)
     return path
 
 
