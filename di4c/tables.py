@@ -216,6 +216,9 @@ def get_layout(setting: str) -> TableLayout:
 # ------------------------------------------------------------------ records -> rows
 
 
+NUMERIC = ("teacher_last", "guidance", "nfe", "num_samples")
+
+
 class TableInputError(ValueError):
     """A metric record file the table step cannot use (the message names it)."""
 
@@ -236,6 +239,12 @@ def read_records(path: str | Path) -> list[dict]:
             raise TableInputError(
                 f"{where}: a metric record needs 'model' (string) and 'steps' (integer)"
             )
+        for k, v in r.items():
+            numeric = k in analysis.METRICS or k.endswith("_sd") or k in NUMERIC
+            if numeric and v is not None and not isinstance(v, (int, float)):
+                raise TableInputError(
+                    f"{where}: {k} must be a number or null, not {v!r}"
+                )
     return recs
 
 

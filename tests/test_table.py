@@ -240,6 +240,7 @@ def test_openwebtext_table_with_a_second_round_student(tmp_path):
         ("bad_json", "m0.json: not a readable JSON metric record"),
         ("no_steps", "m0.json: a metric record needs 'model' (string) and 'steps'"),
         ("missing_file", "nope.json: not a readable JSON metric record"),
+        ("text_value", "m0.json: fid_sd must be a number or null, not 'n/a'"),
         (
             "other_setting",
             "record teacher N=10 is for setting 'imagenet', not 'cifar10'",
@@ -261,6 +262,8 @@ def test_errors_are_one_clear_line(tmp_path, capsys, case, message):
         (tmp_path / "m0.json").write_text("{not json")
     elif case == "no_steps":
         (tmp_path / "m0.json").write_text(json.dumps({"model": "teacher"}))
+    elif case == "text_value":
+        paths = write(tmp_path, [recs[0] | {"fid_sd": "n/a"}, *recs[1:]])
     elif case == "missing_file":
         paths = [str(tmp_path / "nope.json")]
     elif case == "other_setting":
