@@ -1,15 +1,24 @@
-"""Workflow config assembly and JSON-schema validation with messages that name the key.
+"""Workflow configuration: scales as deep-merged layers over each setting's paper values.
 
-The top level is validated by ``workflows/schemas/config.schema.yaml``. Every
-section (``theory``, ``cifar10``, ...) lives in ``<sections_dir>/<section>.yaml``
-(merged in by :func:`assemble_config` unless given inline) and is validated by
-``workflows/schemas/<section>.schema.yaml``. :func:`validate_config` raises
-:class:`ConfigError` listing every problem as ``<dotted.key>: <what is wrong>
-(allowed: ...)``; unknown sections are refused.
+A setting's configuration at a scale is resolved as
+
+    paper values of its adapter (di4c.settings.<setting>.PAPER)
+      <- the YAML layers of the scale's chain (paper -> mini -> smoke; paper -> rehearsal)
+
+each layer deep-merged over the previous one (dicts merge key by key, every other
+value replaces), so a YAML layer holds only what its scale changes. The layers live
+in ``<settings_dir>/<setting>.yaml`` as ``{paper: ..., mini: ..., smoke: ...}``; a
+section given inline in the workflow config (``snakemake --config``) is merged over
+that file, also key by key. The resolved configuration is validated by
+``workflows/schemas/<setting>.schema.yaml``; every problem is reported as
+``<setting> (<scale>): <dotted.key>: <what is wrong> (allowed: ...)``.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +27,22 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "workflows" / "schemas"
+DEFAULT_CONFIG = ROOT / "workflows" / "config" / "default.yaml"
+# each scale's parent: its resolved config starts from the parent's
+SCALE_PARENT: dict[str, str | None] = {
+    "paper": None,
+    "mini": "paper",
+    "smoke": "mini",
+    "rehearsal": "paper",
+}
 TOP_KEYS = (
-    "scale",
+    "cpu_scale",
+    "paper_scale",
     "tables_dir",
     "mini_tables_dir",
     "results_dir",
     "pins_dir",
-    "sections_dir",
+    "settings_dir",
     "targets",
 )
 
@@ -33,111 +51,171 @@ class ConfigError(ValueError):
     """An invalid workflow config; the message names each bad key and the fix."""
 
 
+def deep_merge(base: dict, over: dict | None) -> dict:
+    """A copy of ``base`` with ``over`` merged in: dicts key by key, anything else replaced."""
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def scale_chain(scale: str) -> list[str]:
+    """The layers of ``scale`` from the root: ``smoke -> [paper, mini, smoke]``."""
+    if scale not in SCALE_PARENT:
+        raise ConfigError(f"unknown scale {scale!r}; allowed: {sorted(SCALE_PARENT)}")
+    chain = []
+    s: str | None = scale
+    while s is not None:
+        chain.append(s)
+        s = SCALE_PARENT[s]
+    return chain[::-1]
+
+
 def _key(path) -> str:
     out = ""
     for p in path:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "<top level>"
+    return out
 
 
-def _explain(err: jsonschema.ValidationError) -> str:
-    where = _key(err.absolute_path)
+def _explain(err: jsonschema.ValidationError, where_prefix: str) -> str:
+    path = _key(err.absolute_path)
+    where = f"{where_prefix}: {path}" if path else where_prefix
     v = err.validator
     if v == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
         extra = sorted(set(err.instance) - set(allowed))
-        base = where if err.absolute_path else "top level"
-        return f"{base}: unknown key(s) {extra}; allowed keys: {allowed}"
+        return f"{where}: unknown key(s) {extra}; allowed keys: {allowed}"
     if v == "enum":
         return f"{where}: {err.instance!r} is not allowed; allowed values: {err.validator_value}"
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return f"{where}: {err.instance!r} violates {v} {err.validator_value}"
     if v == "type":
         return f"{where}: expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
-    if v == "required":
-        return f"{where}: {err.message}"
     return f"{where}: {err.message}"
 
 
-def section_schemas(schema_dir: Path = SCHEMA_DIR) -> dict[str, dict]:
-    """``{section: schema}`` for every ``<section>.schema.yaml`` except the top level."""
-    return {
-        p.name.removesuffix(".schema.yaml"): yaml.safe_load(p.read_text())
-        for p in sorted(Path(schema_dir).glob("*.schema.yaml"))
-        if p.name != "config.schema.yaml"
-    }
-
-
-def _errors(instance, schema, prefix: tuple = ()) -> list[str]:
+def schema_errors(instance: Any, schema: dict, where: str) -> list[str]:
     validator = jsonschema.Draft7Validator(schema)
-    out = []
-    for e in sorted(
+    errors = sorted(
         validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))
-    ):
-        e.path.extendleft(reversed(prefix))
-        msg = _explain(e)
-        out.append(
-            msg.replace("top level:", f"{prefix[0]}:")
-            if prefix and msg.startswith("top level")
-            else msg
+    )
+    return [_explain(e, where) for e in errors]
+
+
+def _schema(name: str, schema_dir: Path = SCHEMA_DIR) -> dict:
+    """A schema file with the shared definitions of ``common.schema.yaml`` merged in."""
+    path = Path(schema_dir) / f"{name}.schema.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no schema for {name!r}: {path} is missing")
+    schema = yaml.safe_load(path.read_text())
+    common = yaml.safe_load((Path(schema_dir) / "common.schema.yaml").read_text())
+    schema.setdefault("definitions", {}).update(common["definitions"])
+    return schema
+
+
+def settings_in(config: dict) -> list[str]:
+    """Setting sections of a workflow config (every key that is not a top-level key)."""
+    return [k for k in config if k not in TOP_KEYS]
+
+
+def validate_top(config: dict, schema_dir: Path = SCHEMA_DIR) -> None:
+    from di4c.settings import SETTINGS
+
+    errors = schema_errors(
+        {k: v for k, v in config.items() if k in TOP_KEYS},
+        _schema("config", schema_dir),
+        "workflow config",
+    )
+    for key in settings_in(config):
+        if key not in SETTINGS:
+            errors.append(
+                f"workflow config: unknown key(s) [{key!r}]; allowed keys: "
+                f"{sorted(TOP_KEYS + tuple(SETTINGS))}"
+            )
+        elif not isinstance(config[key], dict):
+            errors.append(f"{key}: expected a mapping of scale -> overrides")
+        else:
+            bad = sorted(set(config[key]) - set(SCALE_PARENT))
+            if bad:
+                errors.append(
+                    f"{key}: unknown scale layer(s) {bad}; allowed: {sorted(SCALE_PARENT)} "
+                    "(a layer holds only what its scale changes, e.g. "
+                    f"{key}: {{mini: {{distill: {{iters: 100}}}}}})"
+                )
+    if errors:
+        raise ConfigError("invalid workflow config:\n  " + "\n  ".join(errors))
+
+
+def assemble_config(config: dict, root: Path = ROOT) -> dict:
+    """Merge ``<settings_dir>/<setting>.yaml`` under the inline sections, then validate.
+
+    Changes ``config`` in place (Snakemake's ``config`` object) and returns it.
+    """
+    sdir = config.get("settings_dir")
+    if sdir:
+        d = Path(sdir) if Path(sdir).is_absolute() else Path(root) / sdir
+        if not d.is_dir():
+            raise ConfigError(f"settings_dir: folder not found: {d}")
+        for f in sorted(d.glob("*.yaml")):
+            layers = yaml.safe_load(f.read_text()) or {}
+            config[f.stem] = deep_merge(layers, config.get(f.stem))
+    validate_top(config)
+    return config
+
+
+def load_config(paths: str | Path | Iterable[str | Path] = DEFAULT_CONFIG) -> dict:
+    """Read one or more YAML workflow configs (later files deep-merged over earlier ones)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    config: dict = {}
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        config = deep_merge(config, yaml.safe_load(p.read_text()) or {})
+    return assemble_config(config)
+
+
+def resolve(config: dict, setting: str, scale: str) -> dict:
+    """The validated configuration of ``setting`` at ``scale`` (see the module docstring)."""
+    from di4c.settings import setting_class
+
+    adapter = setting_class(setting)
+    if scale not in adapter.scales:
+        raise ConfigError(
+            f"{setting} has no scale {scale!r}; allowed: {list(adapter.scales)}"
+        )
+    layers = config.get(setting) or {}
+    out = adapter.defaults()
+    for s in scale_chain(scale):
+        out = deep_merge(out, layers.get(s))
+    errors = schema_errors(out, _schema(setting), f"{setting} ({scale})")
+    if errors:
+        raise ConfigError(
+            f"invalid configuration of {setting} at scale {scale}:\n  "
+            + "\n  ".join(errors)
         )
     return out
 
 
-def validate_config(
-    config: dict[str, Any], schema_dir: Path = SCHEMA_DIR
-) -> dict[str, Any]:
-    """Validate ``config`` and each section; raise :class:`ConfigError` naming every bad key."""
-    top = yaml.safe_load((Path(schema_dir) / "config.schema.yaml").read_text())
-    sections = section_schemas(schema_dir)
-    errors = _errors({k: v for k, v in config.items() if k in TOP_KEYS}, top)
-    for key in config:
-        if key not in TOP_KEYS and key not in sections:
-            errors.append(
-                f"unknown key(s) [{key!r}]; allowed keys: {sorted(TOP_KEYS + tuple(sections))}"
-            )
-    for name, schema in sections.items():
-        if name in config:
-            errors += _errors(config[name], schema, (name,))
-    if errors:
-        lines = "\n  ".join(errors)
-        raise ConfigError(f"invalid workflow config:\n  {lines}")
-    return config
+def parse_overrides(items: Iterable[str]) -> dict:
+    """``["distill.iters=10", "sample.seed=3"]`` -> nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects dotted.key=value; got {item!r}")
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
 
 
-def assemble_config(config: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
-    """Merge ``<sections_dir>/<section>.yaml`` into ``config`` (inline sections win), then validate."""
-    sections_dir = config.get("sections_dir")
-    if sections_dir:
-        d = (
-            Path(sections_dir)
-            if Path(sections_dir).is_absolute()
-            else Path(root) / sections_dir
-        )
-        if not d.is_dir():
-            raise ConfigError(f"sections_dir: folder not found: {d}")
-        for f in sorted(d.glob("*.yaml")):
-            config.setdefault(f.stem, yaml.safe_load(f.read_text()) or {})
-    return validate_config(config)
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config and validate it."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    return assemble_config(yaml.safe_load(p.read_text()) or {})
-
-
-def cli_flags(section: dict[str, Any]) -> str:
-    """Render a config section as dashed CLI flags (lists become repeated values)."""
-    parts = []
-    for k, v in section.items():
-        flag = "--" + k.replace("_", "-")
-        if isinstance(v, (list, tuple)):
-            parts.append(flag + " " + " ".join(str(x) for x in v))
-        elif isinstance(v, bool):
-            parts.append(f"{flag} {str(v).lower()}")
-        else:
-            parts.append(f"{flag} {v}")
-    return " ".join(parts)
+def to_json(obj: Any) -> str:
+    """Compact, key-sorted JSON (what rules pass to steps, so params compare stably)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))

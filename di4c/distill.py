@@ -1,7 +1,7 @@
 """One evaluation of the Di4C objective on a batch of clean data (method.md §1.2-§1.3, §3.3-§5.3).
 
 Wires a teacher and a student denoiser, a forward process and the setting's
-:class:`~di4c.settings.DistillRules` into the pure loss functions of
+:class:`~di4c.settings.rules.DistillRules` into the pure loss functions of
 :mod:`di4c.loss`:
 
 1. draw times (setting rule) and x_t ~ q_t(. | x0) from *real* data;
@@ -34,7 +34,7 @@ from di4c.loss import (
 from di4c.processes.base import ForwardProcess
 from di4c.samplers.noise import as_rng, categorical
 from di4c.samplers.steps import analytical_step, maskgit_step, posterior_step
-from di4c.settings import TIME_SAMPLERS, DistillRules, TimeDraw
+from di4c.settings.rules import TIME_SAMPLERS, DistillRules, TimeDraw
 from di4c.train import TrainConfig
 
 
@@ -241,16 +241,9 @@ def di4c_loss(
     )
 
 
-def train_config(
-    rules: DistillRules, *, iters: int, log_every: int, ckpt_every: int
-) -> TrainConfig:
+def train_config(rules: DistillRules) -> TrainConfig:
     """The training loop's config for a distillation run under ``rules`` (optimiser,
-    warm-up, clipping, EMA, batch and seed from the setting's rules)."""
+    warm-up, clipping, EMA, batch, seed, length and logging from the rules)."""
     return TrainConfig.from_run(
-        rules,
-        batch_size=rules.batch_x,
-        betas=tuple(rules.betas),
-        iters=iters,
-        log_every=log_every,
-        ckpt_every=ckpt_every,
+        rules, batch_size=rules.batch_x, betas=tuple(rules.betas)
     )

@@ -1,19 +1,36 @@
-"""Shared CLI plumbing: dataclass <-> argparse flags, logging to a file, thread count.
+"""Plumbing shared by every step: the setting/scale/config flags, logging, error exits.
 
-Every rule calls ``python -m di4c.cli.<step>`` with dashed flags generated from a
-config section; the same command runs by hand.
+Every generic step runs as ``python -m di4c.cli.<step> --setting S --scale X ...``.
+Its configuration is the resolved configuration of (S, X) (:func:`di4c.config.resolve`):
+given whole by the rule as ``--config JSON``, or resolved from the workflow YAML
+(``--configfile``, default ``workflows/config/default.yaml``) when run by hand, with
+``--set dotted.key=value`` overrides either way.
+
+Expected errors (bad config, data, checkpoints, missing weights, too few samples)
+print one line naming the problem and the fix and exit 1; ``--debug`` shows the
+traceback. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import sys
-import typing
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from di4c.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    deep_merge,
+    load_config,
+    parse_overrides,
+    resolve,
+)
 
-def _parse_bool(v: str) -> bool:
+
+def parse_bool(v: str) -> bool:
     low = v.lower()
     if low in ("1", "true", "yes", "on"):
         return True
@@ -22,42 +39,92 @@ def _parse_bool(v: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false); got {v!r}")
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls) -> None:
-    """One ``--field-name`` flag per dataclass field, typed from its default."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = (
-            f.default if f.default is not dataclasses.MISSING else f.default_factory()
+def add_config_args(ap: argparse.ArgumentParser, setting: str | None = None) -> None:
+    """``--setting`` (unless fixed), ``--scale``, ``--config``, ``--configfile``, ``--set``."""
+    if setting is None:
+        ap.add_argument("--setting", required=True, help="cifar10 | imagenet | ...")
+    else:
+        ap.set_defaults(setting=setting)
+    ap.add_argument("--scale", required=True, help="paper | mini | smoke | rehearsal")
+    ap.add_argument(
+        "--config",
+        default=None,
+        help="the resolved configuration as JSON (what the rules pass)",
+    )
+    ap.add_argument(
+        "--configfile",
+        action="append",
+        default=None,
+        help="workflow YAML to resolve from when --config is absent "
+        "(default workflows/config/default.yaml)",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one resolved key, e.g. --set distill.iters=10",
+    )
+
+
+def add_run_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--log", default=None, help="also append all output to this file")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    ap.add_argument("--debug", action="store_true", help="tracebacks for all errors")
+
+
+def step_parser(doc: str, setting: str | None = None) -> argparse.ArgumentParser:
+    """An argument parser with the flags every step shares."""
+    ap = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_config_args(ap, setting)
+    add_run_args(ap)
+    return ap
+
+
+def step_config(args) -> dict:
+    """The resolved configuration of ``(args.setting, args.scale)`` with ``--set`` applied."""
+    if args.config:
+        try:
+            cfg = json.loads(args.config)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--config is not valid JSON: {e}") from e
+    else:
+        cfg = resolve(
+            load_config(args.configfile or [DEFAULT_CONFIG]), args.setting, args.scale
         )
-        hint = hints[f.name]
-        if isinstance(default, tuple):
-            elem = type(default[0]) if default else str
-            parser.add_argument(
-                flag,
-                nargs="+",
-                type=elem,
-                default=None,
-                help=f"default {list(default)}",
-            )
-        elif hint is bool or isinstance(default, bool):
-            parser.add_argument(
-                flag, type=_parse_bool, default=None, help=f"default {default}"
-            )
-        else:
-            parser.add_argument(
-                flag, type=type(default), default=None, help=f"default {default}"
-            )
+    if args.set:
+        cfg = deep_merge(cfg, parse_overrides(args.set))
+        from di4c.config import _schema, schema_errors
+
+        errors = schema_errors(cfg, _schema(args.setting), f"{args.setting} (--set)")
+        if errors:
+            raise ConfigError("invalid --set override:\n  " + "\n  ".join(errors))
+    return cfg
 
 
-def dataclass_from_args(cls, args: argparse.Namespace):
-    """Build ``cls`` from the flags that were given; the rest keep their defaults."""
-    kw = {}
-    for f in dataclasses.fields(cls):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            kw[f.name] = tuple(v) if isinstance(v, list) else v
-    return cls(**kw)
+def add_card_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--card",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a model the step uses: its name and its model.json (repeatable)",
+    )
+
+
+def read_cards(items) -> dict:
+    """``["teacher=path/model.json", ...]`` -> ``{"teacher": ModelCard}``."""
+    from di4c.models import read_card
+
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--card expects NAME=PATH; got {item!r}")
+        out[name] = read_card(path)
+    return out
 
 
 class Tee:
@@ -87,13 +154,36 @@ def setup_run(log: str | None, threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def add_run_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log", default=None, help="also append all output to this file"
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors with a message that says what to do: one line, no traceback."""
+    from di4c.checkpoints import CheckpointError
+    from di4c.download import ChecksumError, MissingWeightsError
+    from di4c.metrics.genppl import MissingJudgeError
+    from di4c.metrics.image_quality import InsufficientSamplesError
+    from di4c.models import ModelCardError
+
+    return (
+        ConfigError,
+        CheckpointError,
+        ChecksumError,
+        MissingWeightsError,
+        MissingJudgeError,
+        InsufficientSamplesError,
+        ModelCardError,
+        FileNotFoundError,
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch intra-op threads (match the rule's threads)",
-    )
+
+
+def run_step(main: Callable[[argparse.Namespace], None], ap: argparse.ArgumentParser, argv=None) -> None:
+    """Parse, set up logging and threads, run ``main(args)``; expected errors exit 1 with one line."""
+    args = ap.parse_args(argv)
+    setup_run(args.log, args.threads)
+    t0 = time.time()
+    try:
+        main(args)
+    except expected_errors() as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    print(f"[{ap.prog}] done in {time.time() - t0:.0f}s", flush=True)

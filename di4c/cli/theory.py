@@ -1,7 +1,12 @@
 """Regenerate the theory table (exact TV; Theorem 1 and Di4C students).
 
-    python -m di4c.cli.theory experiment --experiment two_bit --out results/theory/two_bit.json
-    python -m di4c.cli.theory table --inputs results/theory/*.json --out paper_tables/theory.csv
+    python -m di4c.cli.theory experiment --scale mini --experiment two_bit \
+        --out results/theory/mini/two_bit.json
+    python -m di4c.cli.theory table --inputs results/theory/mini/*.json \
+        --out paper_tables/theory.csv
+
+``experiment`` takes the resolved ``theory`` configuration of its scale
+(:mod:`di4c.config`; the defaults are :class:`~di4c.theory.experiments.TheoryConfig`'s).
 
 ``table`` writes ``<out>`` (CSV), ``<out stem>.meta.json`` (provenance and diagnostics) and
 ``<out stem>.png`` (log-log plot).
@@ -24,13 +29,9 @@ from di4c.artifacts import (
     write_meta,
     write_text,
 )
-from di4c.cli.common import (
-    add_dataclass_args,
-    add_run_args,
-    dataclass_from_args,
-    setup_run,
-)
-from di4c.theory.experiments import EXPERIMENTS, Row, TheoryConfig, run_experiment
+from di4c.cli.common import add_config_args, add_run_args, run_step, step_config
+from di4c.settings.theory import Theory
+from di4c.theory.experiments import EXPERIMENTS, Row, run_experiment
 
 PAPER_CLAIM = "Theorem 1: TV = Theta(1/N) (slope -1)"
 
@@ -107,7 +108,7 @@ def _load_results(paths) -> tuple[list[Row], dict]:
 
 def cmd_experiment(args) -> None:
     """Run one experiment and write its rows and diagnostics as JSON."""
-    cfg = dataclass_from_args(TheoryConfig, args)
+    cfg = Theory.config(step_config(args))
     exp = EXPERIMENTS[args.experiment]
     t0 = time.time()
     rows, diag = run_experiment(exp, cfg)
@@ -155,17 +156,16 @@ def main(argv=None) -> None:
     ex = sub.add_parser("experiment", help="run one experiment -> JSON")
     ex.add_argument("--experiment", required=True, choices=sorted(EXPERIMENTS))
     ex.add_argument("--out", required=True, help="JSON path (meta.json beside it)")
+    add_config_args(ex, "theory")
     add_run_args(ex)
-    add_dataclass_args(ex, TheoryConfig)
     tb = sub.add_parser("table", help="merge experiment JSONs -> CSV + PNG + meta")
     tb.add_argument("--inputs", nargs="+", required=True, help="experiment JSONs")
     tb.add_argument(
         "--out", required=True, help="CSV path (plot and meta.json go beside it)"
     )
     add_run_args(tb)
-    args = ap.parse_args(argv)
-    setup_run(args.log, args.threads)
-    {"experiment": cmd_experiment, "table": cmd_table}[args.cmd](args)
+    commands = {"experiment": cmd_experiment, "table": cmd_table}
+    run_step(lambda args: commands[args.cmd](args), ap, argv)
 
 
 if __name__ == "__main__":

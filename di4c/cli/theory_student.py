@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from di4c.artifacts import save_torch, write_meta
-from di4c.cli.common import _parse_bool, add_run_args, setup_run
+from di4c.cli.common import add_run_args, parse_bool, setup_run
 from di4c.networks.small import MLPDenoiser
 from di4c.theory.experiments import (
     EXPERIMENTS,
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     ap.add_argument("--train-examples", type=int, default=100_000)
     ap.add_argument(
         "--per-example-rng",
-        type=_parse_bool,
+        type=parse_bool,
         default=False,
         help="needed for exact DDP equivalence",
     )

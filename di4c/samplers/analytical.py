@@ -27,10 +27,24 @@ class SampleOutput:
     models: list[str]  # which model made each evaluation
 
 
+def per_step_denoisers(denoisers, num_steps: int) -> list:
+    """One denoiser per step: a single denoiser repeated, or a list of exactly N."""
+    if not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"num_steps must be a positive integer; got {num_steps!r}")
+    per_step = (
+        list(denoisers) if isinstance(denoisers, Sequence) else [denoisers] * num_steps
+    )
+    if len(per_step) != num_steps:
+        raise ValueError(f"got {len(per_step)} denoisers for num_steps={num_steps}")
+    return per_step
+
+
 def hybrid_schedule(
     student: Denoiser, teacher: Denoiser, num_steps: int, teacher_last: int
 ):
-    """Per-step denoisers: student for i < N - L, teacher for the last L (final argmax included)."""
+    """Per-step denoisers: student for i < N - L, teacher for the last L (final argmax
+    included). The one hybrid rule of every sampler (sony/di4c
+    tauldr/scripts/distil_sample.py ``-n N -l L``)."""
     if not 0 <= teacher_last <= num_steps:
         raise ValueError(
             f"teacher_last must be in [0, num_steps={num_steps}]; got {teacher_last}"
@@ -53,17 +67,11 @@ def analytical_sample(
     names: Sequence[str] | None = None,
 ) -> SampleOutput:
     """Sample B = len(rng) states of dimension ``dim`` with N = ``num_steps`` NFEs."""
-    if not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be a positive integer; got {num_steps!r}")
+    per_step = per_step_denoisers(denoisers, num_steps)
     if not 0 < t_min <= t_max <= 1:
         raise ValueError(
             f"need 0 < t_min <= t_max <= 1; got t_min={t_min}, t_max={t_max}"
         )
-    per_step = (
-        list(denoisers) if isinstance(denoisers, Sequence) else [denoisers] * num_steps
-    )
-    if len(per_step) != num_steps:
-        raise ValueError(f"got {len(per_step)} denoisers for num_steps={num_steps}")
     B = len(rng)
     ts = torch.linspace(t_max, t_min, num_steps, dtype=torch.float64)
     x = prior_draw(process, B, dim, rng)

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from di4c.denoiser import Denoiser
 from di4c.processes.masked import MaskedProcess
-from di4c.samplers.analytical import SampleOutput
+from di4c.samplers.analytical import SampleOutput, per_step_denoisers
 from di4c.samplers.steps import posterior_step
 
 
@@ -36,15 +36,9 @@ def ancestral_sample(
     noise_dtype: torch.dtype = torch.float64,
 ) -> SampleOutput:
     """Sample B = len(rng) sequences of length ``dim`` in ``num_steps`` ancestral steps."""
-    if not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be a positive integer; got {num_steps!r}")
+    per_step = per_step_denoisers(denoisers, num_steps)
     if not 0 <= t_end < 1:
         raise ValueError(f"t_end must be in [0, 1); got {t_end}")
-    per_step = (
-        list(denoisers) if isinstance(denoisers, Sequence) else [denoisers] * num_steps
-    )
-    if len(per_step) != num_steps:
-        raise ValueError(f"got {len(per_step)} denoisers for num_steps={num_steps}")
     B = len(rng)
     ts = torch.linspace(1.0, t_end, num_steps + 1, dtype=torch.float64)
     x = torch.full((B, dim), process.mask_id, dtype=torch.long, device=rng.device)

@@ -14,12 +14,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from di4c.denoiser import Denoiser
-from di4c.samplers.analytical import SampleOutput
+from di4c.samplers.analytical import SampleOutput, per_step_denoisers
 from di4c.samplers.steps import maskgit_step
 
 UNCOND = -1
@@ -74,13 +75,13 @@ def guided_logits(
 
 
 def confidence_sample(
-    den: Denoiser,
+    process,
+    denoisers: Denoiser | Sequence[Denoiser],
     num_steps: int,
     rng,
     dim: int,
-    mask_id: int,
-    labels: Tensor,
-    cfg_w: float = 3.0,
+    cond: Tensor | None = None,
+    guidance: float = 3.0,
     sm_temp: float = 1.0,
     r_temp: float = 4.5,
     schedule: str = "arccos",
@@ -88,18 +89,25 @@ def confidence_sample(
 ) -> SampleOutput:
     """Sample B = len(rng) token grids of ``dim`` tokens in ``num_steps`` steps.
 
-    Final tokens are clamped to [0, num_classes - 1] as the authors do before
-    decoding (``num_classes`` defaults to ``mask_id``).
+    ``process`` supplies the mask id; ``denoisers`` is one denoiser or one per step
+    (the hybrid rule, :func:`di4c.samplers.hybrid_schedule`); ``cond`` holds the
+    class labels (None: unconditional). Final tokens are clamped to
+    [0, num_classes - 1] as the authors do before decoding (``num_classes``
+    defaults to the mask id).
     """
+    per_step = per_step_denoisers(denoisers, num_steps)
+    mask_id = process.mask_id
     B = len(rng)
+    labels = cond if cond is not None else torch.full((B,), UNCOND, device=rng.device)
     if labels.shape != (B,):
         raise ValueError(f"labels must have shape ({B},); got {tuple(labels.shape)}")
     sched = unmask_schedule(num_steps, dim, schedule)
     x = torch.full((B, dim), mask_id, dtype=torch.long, device=rng.device)
-    for i, n_i in enumerate(sched):
+    for i, (n_i, den) in enumerate(zip(sched, per_step)):
         t = (x == mask_id).float().mean(1)
         lam = rng.rand(B)
-        logits = guided_logits(den, x, t, lam, labels, cfg_ramp(i, num_steps, cfg_w))
+        w = cfg_ramp(i, num_steps, guidance)
+        logits = guided_logits(den, x, t, lam, labels, w)
         anneal = torch.full(
             (B,), 1 - (i / (num_steps - 1) if num_steps > 1 else 0.0), device=x.device
         )
@@ -114,4 +122,4 @@ def confidence_sample(
             r_temp,
         )
     x = x.clamp(0, (num_classes or mask_id) - 1)
-    return SampleOutput(x=x, nfe=num_steps, models=[type(den).__name__] * num_steps)
+    return SampleOutput(x=x, nfe=num_steps, models=[type(d).__name__ for d in per_step])

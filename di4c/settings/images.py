@@ -1,0 +1,79 @@
+"""Scoring shared by the image settings (CIFAR-10, ImageNet): reference features, cells.
+
+An image setting provides ``real_images(cfg, data_dir, split)`` (uint8 images, or an
+iterable of uint8 chunks), ``decode(cfg, samples, models, device)`` (the sampled states
+as uint8 image chunks) and ``floor_rows(...)``; this mixin turns them into the
+reference features and one metric record per cell (:mod:`di4c.metrics.scoring`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from di4c.metrics.image_quality import EXTRACTORS, check_sample_count
+from di4c.metrics.scoring import features_of_chunks, image_record
+
+
+def _chunks(images):
+    return [images] if torch.is_tensor(images) else images
+
+
+class ImageScoring:
+    """Reference features and per-cell image metrics (FID, IS, precision / recall)."""
+
+    def metric_models(self, cfg: dict) -> list[str]:
+        """Models the metrics need (the digit classifier of the mini twins)."""
+        m = cfg["metrics"]
+        return ["classifier"] if m["feature_extractor"] == "digit-classifier" else []
+
+    def metric_list(self, cfg: dict) -> tuple[str, ...]:
+        """The configured metrics the feature extractor supports (the offline
+        Inception has no logits layer, so no IS)."""
+        m = cfg["metrics"]
+        spec = EXTRACTORS[m["feature_extractor"]]
+        return tuple(x for x in m["metrics"] if x in spec.metrics)
+
+    def _weights(self, cfg: dict, models: dict):
+        if "classifier" in models:
+            return str(models["classifier"].path())
+        return cfg["metrics"].get("weights_path")
+
+    def features(self, cfg: dict, chunks, models: dict) -> dict[str, torch.Tensor]:
+        m = cfg["metrics"]
+        return features_of_chunks(
+            _chunks(chunks),
+            m["feature_extractor"],
+            self.metric_list(cfg),
+            weights_path=self._weights(cfg, models),
+            batch_size=m["batch_size"],
+        )
+
+    def reference(self, cfg: dict, data_dir: Path, models: dict, device) -> tuple[dict, list]:
+        """(features of the reference images, floor rows scored against them)."""
+        real = self.features(
+            cfg, self.real_images(cfg, data_dir, cfg["metrics"]["reference"]), models
+        )
+        rows = self.floor_rows(cfg, data_dir, models, real)
+        return real, rows
+
+    def score_images(self, cfg: dict, chunks, models: dict, real: dict) -> dict:
+        m = cfg["metrics"]
+        fake = self.features(cfg, chunks, models)
+        n_fake = len(next(iter(fake.values())))
+        n_real = len(next(iter(real.values())))
+        check_sample_count(n_fake, n_real, m["protocol"])
+        return image_record(
+            fake,
+            real,
+            m["feature_extractor"],
+            self.metric_list(cfg),
+            m["bootstrap"],
+            m.get("prc_chunks", 1),
+        )
+
+    def score(self, cfg: dict, samples: dict, models: dict, real: dict, device) -> dict:
+        return self.score_images(
+            cfg, self.decode(cfg, samples, models, device), models, real
+        )

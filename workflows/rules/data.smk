@@ -1,0 +1,44 @@
+# Data of a setting at a scale: packaged digits / Shakespeare (mini), CIFAR-10,
+# ImageNet, OpenWebText (paper); ImageNet's training images as VQ codes.
+
+
+rule prepare_data:
+    """Build (mini) or check and pack (paper) the setting's data."""
+    output:
+        f"{RUN}/data/data.json",
+    log:
+        f"{RUN}/logs/prepare_data.log",
+    benchmark:
+        f"{RUN}/benchmarks/prepare_data.tsv"
+    retries: 2
+    threads: threads_of
+    params:
+        py=PY,
+        flags=step_flags,
+        config=step_config("data"),
+    shell:
+        "{params.py} -m di4c.cli.data {params.flags} --config {params.config}"
+        " --out-dir $(dirname {output}) --log {log} --threads {threads}"
+
+
+rule encode_images:
+    """VQ codes of the ImageNet setting's training images (VQGAN, or the mini VQ)."""
+    input:
+        data=f"{RESULTS}/imagenet/{{scale}}/data/data.json",
+        vq=imagenet_vq_card,
+    output:
+        f"{RESULTS}/imagenet/{{scale}}/data/tokens.pt",
+    log:
+        f"{RESULTS}/imagenet/{{scale}}/logs/encode_images.log",
+    benchmark:
+        f"{RESULTS}/imagenet/{{scale}}/benchmarks/encode_images.tsv"
+    threads: imagenet_threads
+    resources:
+        gpu=imagenet_gpus,
+    params:
+        py=PY,
+        config=imagenet_step_config("encode"),
+    shell:
+        "{params.py} -m di4c.cli.encode --scale {wildcards.scale} --config {params.config}"
+        " --data-dir $(dirname {input.data}) --vq {input.vq} --out {output}"
+        " --log {log} --threads {threads}"
