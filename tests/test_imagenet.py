@@ -28,6 +28,7 @@ import pytest
 import torch
 from conftest import snakemake
 
+from di4c.checkpoints import CheckpointFormatError
 from di4c.cli import imagenet_sample, imagenet_table
 from di4c.cli.imagenet_common import (
     TrainableMaskGITDenoiser,
@@ -48,7 +49,7 @@ from di4c.data.imagenet import (
 from di4c.networks.mini_maskgit import MiniMaskGITConfig, build_mini_maskgit
 from di4c.networks.mini_vq import MiniVQConfig, build_mini_vq, vq_forward
 from di4c.samplers.confidence import UNCOND
-from di4c.teachers.maskgit import CheckpointFormatError, MaskGITDenoiser
+from di4c.teachers.maskgit import MaskGITDenoiser
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -72,14 +72,13 @@ def load_dit(
     path: str | Path,
     kind: str,
     weights: str = "raw",
-    trust_pickle: bool = False,
     device: str | torch.device = "cpu",
 ) -> DIT:
     """A DIT from a file: ``kind="product"`` (lambda token off) or ``"student"`` (on)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
     target, config = resolve_pointer(path)
-    ckpt = read_checkpoint(target, config_path=config, trust_pickle=trust_pickle)
+    ckpt = read_checkpoint(target, config_path=config)
     is_di4c = kind == "student"
     if is_di4c and "latent_projection.0.weight" not in ckpt.state_dict:
         raise ValueError(

@@ -95,7 +95,6 @@ def main(argv=None) -> None:
         default=0.5,
         help="share of steps taken by --weights",
     )
-    ap.add_argument("--trust-pickle", action="store_true")
     ap.add_argument("--device", default="auto")
     add_run_args(ap)
     args = ap.parse_args(argv)
@@ -106,16 +105,12 @@ def main(argv=None) -> None:
         )
     dev = resolve_device(args.device)
     noise_dtype = NOISE_DTYPES[args.noise_dtype]
-    net = load_dit(
-        args.weights, args.kind, args.weights_kind, args.trust_pickle, dev
-    ).eval()
+    net = load_dit(args.weights, args.kind, args.weights_kind, dev).eval()
     den = denoiser(net, args.precision)
     teacher = None
     if args.hybrid_teacher:
         teacher = denoiser(
-            load_dit(
-                args.hybrid_teacher, "product", "raw", args.trust_pickle, dev
-            ).eval(),
+            load_dit(args.hybrid_teacher, "product", "raw", dev).eval(),
             args.precision,
         )
     process = masked_process(

@@ -246,16 +246,12 @@ def cmd_distill(args) -> None:
         time_kwargs={**base.time_kwargs, "T": cfg.T},
         loss_dim_chunk=cfg.loss_dim_chunk or None,
     )
-    t_net = load_dit(
-        args.teacher, args.teacher_kind, cfg.init_weights, args.trust_pickle, dev
-    )
+    t_net = load_dit(args.teacher, args.teacher_kind, cfg.init_weights, dev)
     t_net.eval().requires_grad_(False)
     if args.init_kind == "product":
-        s_net = student_from(
-            load_dit(args.init, "product", "raw", args.trust_pickle), cfg.lambda_seed
-        )
+        s_net = student_from(load_dit(args.init, "product", "raw"), cfg.lambda_seed)
     else:
-        s_net = load_dit(args.init, "student", cfg.init_weights, args.trust_pickle)
+        s_net = load_dit(args.init, "student", cfg.init_weights)
     s_net.to(dev)
     teacher, student = denoiser(t_net, cfg.precision), denoiser(s_net, cfg.precision)
     process = masked_process(S)
@@ -336,11 +332,6 @@ def main(argv=None) -> None:
                 "--init", required=True, help="student initialisation weights"
             )
             p.add_argument("--init-kind", required=True, choices=["product", "student"])
-            p.add_argument(
-                "--trust-pickle",
-                action="store_true",
-                help="allow full unpickling of trusted Lightning files (Zenodo release)",
-            )
         add_dataclass_args(p, cls)
         add_run_args(p)
         p.set_defaults(func=fn)

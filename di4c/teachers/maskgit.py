@@ -2,8 +2,8 @@
 
 Setting B of the paper (Sec. 5.2; method.md §4): a MaskGIT-pytorch transformer
 teacher on VQGAN f16 tokens, and the Di4C student that adds a lambda token.
-This module knows the files and their containers (method.md §4.6;
-``/work/shared/reference/manifests/README.md``):
+This module knows the files and their containers (``Trainer.save_network`` in
+the authors' maskgit-pytorch/Trainer/trainer.py):
 
 - transformer ``.pth`` (teacher ``MaskGIT_ImageNet_256.pth`` and Di4C student
   files such as ``maskgit-di4c-d.pth``): a ``torch.save``d dict with ``iter``,
@@ -17,18 +17,17 @@ The authors load everything with ``strict=False``, which would silently accept a
 wrong file. The loaders here accept exactly the differences the authors' flow
 produces (``latent_projection.*`` absent when a student starts from the teacher
 file; ``loss.*`` present in a VQGAN file) and raise
-:class:`CheckpointFormatError`, naming the file, for anything else.
+:class:`~di4c.checkpoints.CheckpointFormatError`, naming the file, for anything
+else. Files are read with :func:`di4c.checkpoints.load_container`.
 
-:class:`MaskGITDenoiser` adapts a network to the suite's
+:class:`~di4c.networks.maskgit.MaskGITDenoiser` adapts a network to the suite's
 :class:`di4c.denoiser.Denoiser` convention.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,11 @@ import yaml
 from torch import Tensor, nn
 
 from di4c.artifacts import atomic_path, save_torch
+from di4c.checkpoints import (
+    CheckpointFormatError,
+    MissingCheckpointError,
+    load_container,
+)
 from di4c.denoiser import check_denoiser_inputs, draw_lambda
 from di4c.download import RemoteFile, fetch
 from di4c.networks.maskgit import (
@@ -64,8 +68,6 @@ __all__ = [
     "TEACHER_FILE",
     "VQGAN_CKPT_FILE",
     "VQGAN_YAML_FILE",
-    "CheckpointFormatError",
-    "MaskGITDenoiser",
     "TransformerCheckpoint",
     "init_student_from_teacher",
     "load_student",
@@ -169,88 +171,6 @@ _VQGAN_IGNORED_PREFIX = "loss."
 _ADAMW_KW = {"lr": 1e-5, "betas": (0.9, 0.96), "weight_decay": 1e-5}
 
 
-class CheckpointFormatError(ValueError):
-    """A file is unreadable, truncated, or not the container/network expected."""
-
-
-# ---------------------------------------------------------------- low-level reading
-class _Unresolved:
-    """Stand-in for a pickled class whose package is not installed.
-
-    Lightning checkpoints reference e.g. callback classes of pytorch_lightning
-    and OmegaConf containers; only ``state_dict`` is needed, so such objects are
-    rebuilt as inert placeholders instead of failing the whole load.
-    """
-
-    def __new__(cls, *args: Any, **kwargs: Any):
-        return object.__new__(cls)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.__dict__["_state"] = state
-
-
-class _LenientUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return type(name, (_Unresolved,), {"__module__": module})
-
-
-_lenient_pickle = types.SimpleNamespace(
-    __name__="di4c_lenient_pickle",
-    Unpickler=_LenientUnpickler,
-    load=lambda f, **kw: _LenientUnpickler(f, **kw).load(),
-)
-
-
-def _torch_load(path: str | os.PathLike, what: str, trust_pickle: bool) -> Any:
-    """``torch.load`` on CPU with errors that name the file and the problem.
-
-    Tries ``weights_only=True`` (memory-mapped when possible) first. Lightning
-    checkpoints pickle Python objects (callback classes, hyper-parameters) that
-    the weights-only unpickler refuses; those are read with full unpickling only
-    when ``trust_pickle`` (the pinned published files), since unpickling can run
-    code from the file. Classes of packages that are not installed (e.g.
-    pytorch_lightning, omegaconf) become inert placeholders.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    if path.stat().st_size == 0:
-        raise CheckpointFormatError(f"{path}: {what} file is empty")
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if not trust_pickle:
-            raise CheckpointFormatError(
-                f"{path}: {what} holds pickled Python objects that the weights-only "
-                f"loader refuses ({e}); pass trust_pickle=True only for a file from "
-                "a trusted source"
-            ) from e
-    except Exception as e:
-        raise CheckpointFormatError(
-            f"{path}: {what} could not be read as a torch checkpoint (truncated or "
-            f"corrupt file?): {type(e).__name__}: {e}"
-        ) from e
-    try:
-        return torch.load(
-            path, map_location="cpu", weights_only=False, pickle_module=_lenient_pickle
-        )
-    except Exception as e:
-        raise CheckpointFormatError(
-            f"{path}: {what} could not be unpickled: {type(e).__name__}: {e}"
-        ) from e
-
-
 def _guess_family(obj: Mapping) -> str:
     if "model_state_dict" in obj:
         return "a MaskGIT transformer .pth"
@@ -335,12 +255,14 @@ class TransformerCheckpoint:
         return any(k.startswith(_STUDENT_ONLY_PREFIX) for k in self.state_dict)
 
 
-def read_transformer_checkpoint(
-    path: str | os.PathLike, *, trust_pickle: bool = True
-) -> TransformerCheckpoint:
-    """Read a transformer ``.pth`` dict; raise naming the file if it is not one."""
+def read_transformer_checkpoint(path: str | os.PathLike) -> TransformerCheckpoint:
+    """Read a transformer ``.pth`` dict; raise naming the file if it is not one.
+
+    Read with :func:`di4c.checkpoints.load_container` (``allow_objects``: any
+    pickled bookkeeping of the authors' trainer stays inert).
+    """
     path = Path(path)
-    obj = _torch_load(path, "MaskGIT transformer checkpoint", trust_pickle)
+    obj = load_container(path, "MaskGIT transformer checkpoint", allow_objects=True)
     if not isinstance(obj, Mapping):
         raise CheckpointFormatError(
             f"{path}: expected a dict with keys {list(_TRANSFORMER_TOP_KEYS)}; got a "
@@ -492,7 +414,7 @@ def read_vqgan_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Return ``model.params`` of a taming/MaskGIT VQGAN ``model.yaml``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"VQGAN model.yaml not found: {path}")
+        raise MissingCheckpointError(f"VQGAN model.yaml not found: {path}")
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -522,12 +444,14 @@ def write_vqgan_yaml(path: str | os.PathLike, config: VQGANConfig) -> Path:
     return path
 
 
-def read_vqgan_checkpoint(
-    path: str | os.PathLike, *, trust_pickle: bool = True
-) -> dict[str, Tensor]:
-    """VQModel weights from a Lightning ``last.ckpt``, ``loss.*`` entries removed."""
+def read_vqgan_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
+    """VQModel weights from a Lightning ``last.ckpt``, ``loss.*`` entries removed.
+
+    The Lightning bookkeeping (callbacks, hyper-parameters) is read as inert
+    placeholders by :func:`di4c.checkpoints.load_container` and ignored.
+    """
     path = Path(path)
-    obj = _torch_load(path, "VQGAN Lightning checkpoint", trust_pickle)
+    obj = load_container(path, "VQGAN Lightning checkpoint", allow_objects=True)
     if not isinstance(obj, Mapping) or "state_dict" not in obj:
         found = sorted(map(str, obj))[:8] if isinstance(obj, Mapping) else type(obj)
         family = _guess_family(obj) if isinstance(obj, Mapping) else "not a dict"

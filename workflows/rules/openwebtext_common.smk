@@ -115,13 +115,11 @@ def owt_paper_weights(wildcards):
 def owt_paper_sample_flags(wildcards):
     s = OWT_P["sample"]
     kind = "product" if wildcards.model in ("sdtt6", "sdtt7") else "student"
-    trust = OWT_P.get("trust_released_pickle", False) and kind == "student"
     return (
         f"--kind {kind} --num-samples {s['num_samples']} --length {s['length']} "
         f"--batch-size {s['batch_size']} --seed {s['seed']} "
         f"--noise-dtype {s['noise_dtype']} --weights-kind {s['weights_kind']} "
         f"--precision {s['precision']} --device {s['device']}"
-        + (" --trust-pickle" if trust else "")
     )
 
 
