@@ -33,6 +33,7 @@ import torch
 from di4c.artifacts import write_meta
 from di4c.cli.cifar10_common import DeviceDenoiser, checkpoint_info, net_config_to_dict
 from di4c.cli.common import add_run_args, setup_run
+from di4c.devices import resolve_device
 from di4c.distill import di4c_loss, train_config
 from di4c.samplers.noise import BatchRNG
 from di4c.settings import get_rules
@@ -126,7 +127,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     setup_run(args.log, args.threads)
     t0 = time.time()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device("auto")
     overrides = {
         k: getattr(args, k) for k in RULE_FLAGS if getattr(args, k) is not None
     }

@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 from di4c.artifacts import save_torch, write_meta
 from di4c.cli.cifar10_common import generate, load_denoiser, sample_seeds
 from di4c.cli.common import add_run_args, setup_run
+from di4c.devices import resolve_device
 
 MODELS = ("teacher", "student", "hybrid")
 
@@ -68,7 +67,7 @@ def main(argv=None) -> None:
         ap.error("--model hybrid needs --teacher-last (one L per --steps entry)")
     if len(L) != len(args.steps):
         ap.error(f"--teacher-last has {len(L)} entries for {len(args.steps)} --steps")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device("auto")
     t0 = time.time()
     teacher = student = None
     inputs = {}

@@ -52,18 +52,10 @@ __all__ = [
     "load_network",
     "masked_process",
     "network_config_of",
-    "pick_device",
     "save_network",
 ]
 
 SCHEDULE = "arccos"  # MaskGIT masking schedule gamma(r) = arccos(r) / (pi / 2)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def format_cfg(w: float) -> str:

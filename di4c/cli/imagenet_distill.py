@@ -55,9 +55,9 @@ from di4c.cli.imagenet_common import (
     drop_labels,
     load_network,
     masked_process,
-    pick_device,
     save_network,
 )
+from di4c.devices import resolve_device
 from di4c.distill import di4c_loss, train_config
 from di4c.samplers.noise import BatchRNG
 from di4c.settings import DistillRules, get_rules
@@ -183,7 +183,7 @@ def main(argv=None) -> None:
     setup_run(args.log, args.threads)
     cfg = dataclass_from_args(DistillConfig, args)
     rules = rules_from(cfg)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     t0 = time.time()
 
     tok = torch.load(args.tokens, map_location="cpu", weights_only=True)

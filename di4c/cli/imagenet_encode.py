@@ -25,9 +25,9 @@ import torch
 
 from di4c.artifacts import save_torch, write_meta
 from di4c.cli.common import add_run_args, setup_run
-from di4c.cli.imagenet_common import pick_device
 from di4c.cli.imagenet_images import load_tokenizer
 from di4c.data.imagenet import SeededItems, imagenet_folder
+from di4c.devices import resolve_device
 
 
 @torch.no_grad()
@@ -49,7 +49,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     setup_run(args.log, args.threads)
     t0 = time.time()
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     ds = SeededItems(imagenet_folder(args.imagenet_dir, args.split), args.seed)
     if args.limit:
         ds = torch.utils.data.Subset(ds, range(min(args.limit, len(ds))))

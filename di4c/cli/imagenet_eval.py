@@ -26,13 +26,13 @@ import torch
 
 from di4c.artifacts import write_json, write_meta
 from di4c.cli.common import add_run_args, setup_run
-from di4c.cli.imagenet_common import pick_device
 from di4c.cli.imagenet_images import (
     decoded_chunks,
     features_of_chunks,
     load_tokenizer,
     score_features,
 )
+from di4c.devices import resolve_device
 from di4c.metrics.image_quality import EXTRACTORS, check_sample_count
 
 METRICS = ("fid", "isc", "prc")
@@ -73,7 +73,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     setup_run(args.log, args.threads)
     t0 = time.time()
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
 
     s = torch.load(args.samples, map_location="cpu", weights_only=True)
     real = torch.load(args.reference, map_location="cpu", weights_only=True)

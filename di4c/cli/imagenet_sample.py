@@ -39,7 +39,8 @@ from di4c.cli.common import (
     dataclass_from_args,
     setup_run,
 )
-from di4c.cli.imagenet_common import load_network, pick_device
+from di4c.cli.imagenet_common import load_network
+from di4c.devices import resolve_device
 from di4c.samplers import SampleRNG, confidence_sample, unmask_schedule
 from di4c.samplers.confidence import cfg_ramp
 from di4c.teachers.maskgit import MaskGITDenoiser
@@ -159,7 +160,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     setup_run(args.log, args.threads)
     cfg = dataclass_from_args(SampleConfig, args)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     t0 = time.time()
 
     labels = torch.load(args.labels, map_location="cpu", weights_only=True)["labels"]

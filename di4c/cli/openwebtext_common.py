@@ -35,13 +35,6 @@ NOISE_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 PRECISIONS = ("fp32", "bf16")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def write_pointer(path: str | Path, target: str | Path, **info) -> Path:
     """A small JSON naming a cached file (and its sha256) for the DAG to track."""
     from di4c.artifacts import write_json

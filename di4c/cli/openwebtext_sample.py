@@ -31,9 +31,9 @@ from di4c.cli.openwebtext_common import (
     denoiser,
     load_dit,
     masked_process,
-    resolve_device,
     write_samples,
 )
+from di4c.devices import resolve_device
 from di4c.samplers import SampleRNG, ancestral_sample
 
 

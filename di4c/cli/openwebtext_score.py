@@ -22,7 +22,8 @@ from pathlib import Path
 from di4c.artifacts import sha256_file, write_json, write_meta
 from di4c.cli.common import _parse_bool as parse_bool
 from di4c.cli.common import add_run_args, setup_run
-from di4c.cli.openwebtext_common import read_samples, resolve_device
+from di4c.cli.openwebtext_common import read_samples
+from di4c.devices import resolve_device
 from di4c.metrics.entropy import entropy_summary
 from di4c.metrics.genppl import genppl_summary, load_judge, per_sample_nll
 

@@ -43,10 +43,10 @@ from di4c.cli.openwebtext_common import (
     mdlm_loss,
     num_classes_of,
     read_data,
-    resolve_device,
     save_product,
     save_student,
 )
+from di4c.devices import resolve_device
 from di4c.distill import di4c_loss, train_config
 from di4c.metrics.genppl import genppl_summary, per_sample_nll
 from di4c.networks.dit import DIT
