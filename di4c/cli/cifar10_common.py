@@ -35,36 +35,6 @@ from di4c.teachers.tauldr import TauLDRDenoiser, load_student_file, load_teacher
 T_MIN = 0.01  # the tauLDR/Di4C sampling grid ends at t = 0.01 (method.md §3.1)
 
 
-class DeviceGaussianRateProcess(GaussianRateProcess):
-    """:class:`GaussianRateProcess` whose matrices and prior are returned on ``device``.
-
-    On the CPU this is the base class (float64 eigendecomposition, one S x S
-    matrix product per row). On an accelerator the eigenvectors and eigenvalues
-    are moved there once and the per-row products run there too, still in
-    float64: at S = 256 a 128-row transition costs about 4 GFLOP, several times
-    per distillation step and per sampling step, which would otherwise keep the
-    GPU waiting on the CPU.
-    """
-
-    def __init__(self, *args, device: str | torch.device = "cpu", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.device = torch.device(device)
-        if self.device.type != "cpu":
-            self._evals = self._evals.to(self.device)
-            self._left = self._left.to(self.device)
-            self._right = self._right.to(self.device)
-
-    def transition(self, t: Tensor, s: Tensor | None = None) -> Tensor:
-        if self.device.type == "cpu":
-            mats = super().transition(t.cpu(), None if s is None else s.cpu())
-            return mats.to(self.device)
-        to = self.device
-        return super().transition(t.to(to), None if s is None else s.to(to))
-
-    def prior_probs(self) -> Tensor:
-        return super().prior_probs().to(self.device)
-
-
 class DeviceDenoiser:
     """Move ``t`` and ``lam`` to the network's device before calling a :class:`TauLDRDenoiser`.
 
@@ -95,7 +65,7 @@ class ProcessConfig:
     time_exponential: float = 100.0
 
     def build(self, device: str | torch.device = "cpu") -> GaussianRateProcess:
-        return DeviceGaussianRateProcess(
+        return GaussianRateProcess(
             device=device,
             S=self.S,
             rate_sigma=self.rate_sigma,
