@@ -27,6 +27,7 @@ from di4c.networks.maskgit import (
     PAPER_STUDENT_CONFIG,
     PAPER_TEACHER_CONFIG,
     MaskGITConfig,
+    MaskGITDenoiser,
     MaskTransformer,
     sinusoidal_embedding,
 )
@@ -508,7 +509,7 @@ def test_denoiser_adapter():
     torch.manual_seed(0)
     teacher = MaskTransformer(SMALL).eval()
     student = MaskTransformer(SMALL.as_student()).eval()
-    dt, ds = mg.MaskGITDenoiser(teacher), mg.MaskGITDenoiser(student)
+    dt, ds = MaskGITDenoiser(teacher), MaskGITDenoiser(student)
     assert isinstance(dt, Denoiser) and isinstance(ds, Denoiser)
     assert (dt.num_classes, dt.mask_id, dt.null_label) == (17, 16, 10)
     assert (dt.is_mixture, ds.is_mixture) == (False, True)

@@ -19,7 +19,7 @@ import torch
 
 from di4c.checkpoints import CheckpointFormatError
 from di4c.download import MissingWeightsError, RemoteFile, fetch
-from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
+from di4c.networks.tauldr_unet import TauLDRDenoiser, TauLDRUNet, TauLDRUNetConfig
 from di4c.teachers import tauldr as tl
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tauldr_ref.pt"
@@ -386,8 +386,8 @@ def test_fresh_student_equals_teacher_for_any_lambda(ref, tmp_path):
 
 def test_denoiser_adapter(ref):
     t_case, s_case = ref["teacher_s17"], ref["student_s17"]
-    teacher = tl.TauLDRDenoiser(_net(_cfg(t_case), t_case["state_dict"]).eval())
-    student = tl.TauLDRDenoiser(_net(_cfg(s_case), s_case["state_dict"]).eval())
+    teacher = TauLDRDenoiser(_net(_cfg(t_case), t_case["state_dict"]).eval())
+    student = TauLDRDenoiser(_net(_cfg(s_case), s_case["state_dict"]).eval())
     x, t = t_case["x"], t_case["t"]
     assert (teacher.num_classes, teacher.is_mixture, student.is_mixture) == (
         17,

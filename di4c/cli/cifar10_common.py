@@ -6,8 +6,9 @@
   container (:func:`di4c.teachers.tauldr.save_checkpoint`) with a
   ``<stem>.meta.json`` holding ``net_config`` and ``process``; a file without one
   (a published checkpoint) is read with the paper configuration.
-- :func:`load_denoiser`: teacher / student files -> :class:`TauLDRDenoiser` on
-  EMA weights, frozen, eval mode.
+- :func:`load_denoiser`: teacher / student files ->
+  :class:`~di4c.networks.tauldr_unet.TauLDRDenoiser` on EMA weights, frozen,
+  eval mode.
 - :func:`generate`: the analytical sampler (linspace(1, 0.01, N), final argmax,
   NFE = N; method.md §3.1) over seeded chunks, with a per-step model list for
   the hybrid (student for i < N - L, then the teacher; §3.4).
@@ -27,31 +28,12 @@ import torch
 from torch import Tensor
 
 from di4c.artifacts import meta_path_for
-from di4c.networks.tauldr_unet import TauLDRUNetConfig
+from di4c.networks.tauldr_unet import TauLDRDenoiser, TauLDRUNetConfig
 from di4c.processes.gaussian_rate import GaussianRateProcess
 from di4c.samplers import SampleRNG, analytical_sample, hybrid_schedule
-from di4c.teachers.tauldr import TauLDRDenoiser, load_student_file, load_teacher_file
+from di4c.teachers.tauldr import load_student_file, load_teacher_file
 
 T_MIN = 0.01  # the tauLDR/Di4C sampling grid ends at t = 0.01 (method.md §3.1)
-
-
-class DeviceDenoiser:
-    """Move ``t`` and ``lam`` to the network's device before calling a :class:`TauLDRDenoiser`.
-
-    The samplers build time grids on the CPU; on a GPU run the network needs them
-    on its own device.
-    """
-
-    def __init__(self, den: TauLDRDenoiser):
-        self.den = den
-        self.net = den.net
-        self.num_classes = den.num_classes
-        self.is_mixture = den.is_mixture
-        self.device = next(den.net.parameters()).device
-
-    def __call__(self, x_t, t, lam=None, cond=None):
-        to = self.device
-        return self.den(x_t.to(to), t.to(to), None if lam is None else lam.to(to), cond)
 
 
 @dataclass(frozen=True)
@@ -99,14 +81,14 @@ def checkpoint_info(path: str | os.PathLike) -> tuple[TauLDRUNetConfig, ProcessC
 
 def load_denoiser(
     path: str | os.PathLike, role: str, device: str | torch.device = "cpu"
-) -> tuple[DeviceDenoiser, TauLDRUNetConfig, ProcessConfig]:
+) -> tuple[TauLDRDenoiser, TauLDRUNetConfig, ProcessConfig]:
     """A frozen teacher (``role="teacher"``) or student on EMA weights, as a denoiser."""
     loaders = {"teacher": load_teacher_file, "student": load_student_file}
     if role not in loaders:
         raise ValueError(f"role must be one of {sorted(loaders)}; got {role!r}")
     cfg, proc = checkpoint_info(path)
     net = loaders[role](path, config=cfg, weights="ema", device=device)
-    return DeviceDenoiser(TauLDRDenoiser(net)), cfg, proc
+    return TauLDRDenoiser(net), cfg, proc
 
 
 def sample_seeds(num_samples: int, seed: int) -> list[int]:

@@ -31,14 +31,14 @@ from dataclasses import asdict
 import torch
 
 from di4c.artifacts import write_meta
-from di4c.cli.cifar10_common import DeviceDenoiser, checkpoint_info, net_config_to_dict
+from di4c.cli.cifar10_common import checkpoint_info, net_config_to_dict
 from di4c.cli.common import add_run_args, setup_run
 from di4c.devices import resolve_device
 from di4c.distill import di4c_loss, train_config
+from di4c.networks.tauldr_unet import TauLDRDenoiser
 from di4c.samplers.noise import BatchRNG
 from di4c.settings import get_rules
 from di4c.teachers.tauldr import (
-    TauLDRDenoiser,
     init_student,
     load_teacher_file,
     save_checkpoint,
@@ -148,7 +148,7 @@ def main(argv=None) -> None:
     student_net = init_student(
         teacher_path, config=net_cfg, weights=args.student_init, seed=rules.seed
     ).to(device)
-    student = DeviceDenoiser(TauLDRDenoiser(student_net))
+    student = TauLDRDenoiser(student_net)
 
     def loss_fn(batch, gen):
         x0 = batch["x0"]

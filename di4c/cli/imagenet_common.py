@@ -10,9 +10,6 @@ MaskGIT confidence sampler and the Di4C loss.
   ``.meta.json``; the meta records the network config (the authors' container
   has none); a file without meta (a downloaded paper checkpoint) is the paper
   network.
-- :class:`TrainableMaskGITDenoiser`: the suite's MaskGIT denoiser with a
-  ``train()`` switch, so that the Di4C loss can run the stop-grad target branch
-  in eval mode (method.md §4.3, pitfall 14).
 - :func:`drop_labels`: the 10% label drop of Di4C training; the dropped labels
   are passed as ``cond`` to the loss, so the teacher, the student and every
   lambda copy see the same drop (method.md §4.3, pitfall 21).
@@ -37,7 +34,6 @@ from di4c.networks.maskgit import (
 from di4c.processes.masked import MaskedProcess
 from di4c.samplers.confidence import UNCOND
 from di4c.teachers.maskgit import (
-    MaskGITDenoiser,
     init_student_from_teacher,
     read_transformer_checkpoint,
     save_transformer_checkpoint,
@@ -46,7 +42,6 @@ from di4c.teachers.maskgit import (
 )
 
 __all__ = [
-    "TrainableMaskGITDenoiser",
     "drop_labels",
     "format_cfg",
     "load_network",
@@ -120,27 +115,6 @@ def load_network(
 def masked_process(config: MaskGITConfig) -> MaskedProcess:
     """The arccos absorbing-mask process over the network's codes (mask id = codebook size)."""
     return MaskedProcess(config.codebook_size, SCHEDULE)
-
-
-class TrainableMaskGITDenoiser(MaskGITDenoiser):
-    """:class:`MaskGITDenoiser` exposing the network's train / eval switch.
-
-    :func:`di4c.distill.di4c_loss` puts the student in eval mode for the
-    stop-grad target pass when the rules say so (MaskGIT: eval) by toggling
-    ``.train()`` on the denoiser it is given; the plain adapter has no such
-    switch, so the toggle would silently not reach the network.
-    """
-
-    @property
-    def training(self) -> bool:
-        return self.net.training
-
-    def train(self, mode: bool = True) -> TrainableMaskGITDenoiser:
-        self.net.train(mode)
-        return self
-
-    def eval(self) -> TrainableMaskGITDenoiser:
-        return self.train(False)
 
 
 def drop_labels(labels: Tensor, p: float, u: Tensor) -> Tensor:

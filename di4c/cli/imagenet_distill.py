@@ -51,7 +51,6 @@ from di4c.cli.common import (
     setup_run,
 )
 from di4c.cli.imagenet_common import (
-    TrainableMaskGITDenoiser,
     drop_labels,
     load_network,
     masked_process,
@@ -59,9 +58,9 @@ from di4c.cli.imagenet_common import (
 )
 from di4c.devices import resolve_device
 from di4c.distill import di4c_loss, train_config
+from di4c.networks.maskgit import MaskGITDenoiser
 from di4c.samplers.noise import BatchRNG
 from di4c.settings import DistillRules, get_rules
-from di4c.teachers.maskgit import MaskGITDenoiser
 from di4c.train import train
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -200,7 +199,7 @@ def main(argv=None) -> None:
             f"{args.teacher} models {D}"
         )
     teacher = MaskGITDenoiser(teacher_net)
-    student = TrainableMaskGITDenoiser(student_net)
+    student = MaskGITDenoiser(student_net)
     process = masked_process(teacher_net.config)
     loss_fn = make_loss_fn(
         student, teacher, process, rules, cfg.label_drop, device, cfg.precision

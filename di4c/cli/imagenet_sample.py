@@ -41,9 +41,9 @@ from di4c.cli.common import (
 )
 from di4c.cli.imagenet_common import load_network
 from di4c.devices import resolve_device
+from di4c.networks.maskgit import MaskGITDenoiser
 from di4c.samplers import SampleRNG, confidence_sample, unmask_schedule
 from di4c.samplers.confidence import cfg_ramp
-from di4c.teachers.maskgit import MaskGITDenoiser
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

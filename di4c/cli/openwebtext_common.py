@@ -18,8 +18,7 @@ import torch
 from torch import Tensor
 
 from di4c.artifacts import save_torch, sha256_file
-from di4c.networks.dit import DIT
-from di4c.networks.mini_text import TrainableDenoiser
+from di4c.networks.dit import DIT, DiTDenoiser
 from di4c.processes.masked import MaskedProcess
 from di4c.teachers.sdtt import (
     ema_state,
@@ -83,12 +82,12 @@ def load_dit(
     return net.to(device)
 
 
-def denoiser(net: DIT, precision: str = "fp32") -> TrainableDenoiser:
+def denoiser(net: DIT, precision: str = "fp32") -> DiTDenoiser:
     """Suite denoiser of ``net``; ``bf16`` runs the blocks under bf16 autocast (authors' GPU runs)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
     net.autocast_bf16 = precision == "bf16"
-    return TrainableDenoiser(net)
+    return DiTDenoiser(net)
 
 
 def save_product(net: DIT, path: str | Path) -> Path:

@@ -38,7 +38,6 @@ from torch import Tensor
 
 from di4c.artifacts import atomic_path
 from di4c.checkpoints import CheckpointFormatError, load_container
-from di4c.denoiser import check_denoiser_inputs, draw_lambda
 from di4c.download import RemoteFile, fetch
 from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
 from di4c.pins import check_or_pin
@@ -510,41 +509,3 @@ def save_checkpoint(
     with atomic_path(path) as tmp:
         torch.save(container, tmp)
     return path
-
-
-# ----------------------------------------------------------------------------------
-# Suite denoiser adapter
-# ----------------------------------------------------------------------------------
-
-
-class TauLDRDenoiser:
-    """A :class:`TauLDRUNet` in the suite's denoiser convention (di4c/denoiser.py).
-
-    ``(x_t (B, D) long, t (B,), lam (B,) or None, cond=None) -> (B, D, S)``
-    log-probabilities (log-softmax of the logistic logits). A teacher ignores
-    ``lam``; a mixture student draws a fresh lam ~ U(0, 1) per sample when it is
-    None. Train/eval mode and gradients are the caller's choice.
-    """
-
-    def __init__(self, net: TauLDRUNet):
-        self.net = net
-        self.num_classes = net.config.S
-        self.is_mixture = net.is_mixture
-
-    def __call__(
-        self,
-        x_t: Tensor,
-        t: Tensor,
-        lam: Tensor | None = None,
-        cond: Tensor | None = None,
-    ) -> Tensor:
-        check_denoiser_inputs(x_t, t, lam)
-        if cond is not None:
-            raise ValueError(
-                "cond must be None: the CIFAR-10 tauLDR networks are unconditional"
-            )
-        if not self.is_mixture:
-            lam = None
-        elif lam is None:
-            lam = draw_lambda(x_t.shape[0], x_t.device)
-        return torch.log_softmax(self.net(x_t, t, lam), dim=-1)
