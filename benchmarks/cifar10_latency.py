@@ -22,10 +22,9 @@ import time
 import torch
 
 from di4c.benchmarking import latency_parser, time_denoisers
-from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
+from di4c.networks.tauldr_unet import TauLDRDenoiser, TauLDRUNet, TauLDRUNetConfig
 from di4c.processes.gaussian_rate import GaussianRateProcess
 from di4c.samplers import SampleRNG, analytical_sample
-from di4c.teachers.tauldr import TauLDRDenoiser
 
 
 def timed_call(den, process, args) -> None:

@@ -26,11 +26,11 @@ from di4c.benchmarking import latency_parser, time_denoisers
 from di4c.networks.maskgit import (
     PAPER_STUDENT_CONFIG,
     PAPER_TEACHER_CONFIG,
+    MaskGITDenoiser,
     MaskTransformer,
 )
 from di4c.networks.vqgan import PAPER_VQGAN_CONFIG, VQModel
 from di4c.samplers import SampleRNG, confidence_sample
-from di4c.teachers.maskgit import MaskGITDenoiser
 
 
 def sample(den: MaskGITDenoiser, vq: VQModel, args) -> torch.Tensor:

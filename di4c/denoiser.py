@@ -12,14 +12,20 @@ A product teacher ignores ``lam``. A mixture student (Di4C, Sec. 4 of the paper)
 draws a fresh ``lam ~ U(0, 1)`` per sample per call when ``lam`` is None, shared by
 all D dimensions. Samplers pass ``lam`` explicitly so that samples depend only on
 per-sample seeds.
+
+:class:`NetDenoiser` is the base of the adapters that put a network in this
+convention; each lives beside its network (``TauLDRDenoiser`` in
+di4c/networks/tauldr_unet.py, ``MaskGITDenoiser`` in di4c/networks/maskgit.py,
+``DiTDenoiser`` in di4c/networks/dit.py).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Protocol, runtime_checkable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @runtime_checkable
@@ -59,6 +65,94 @@ def check_denoiser_inputs(x_t: Tensor, t: Tensor, lam: Tensor | None = None) -> 
         raise ValueError(
             f"lam must have shape (B,) = ({x_t.shape[0]},) or be None; got {tuple(lam.shape)}"
         )
+
+
+class NetDenoiser(ABC):
+    """An ``nn.Module`` network ``net`` in the :class:`Denoiser` convention.
+
+    The adapter
+
+    - forwards ``training``, ``train(mode)`` and ``eval()`` to ``net``: the Di4C
+      loss runs the stop-gradient target branch in the mode its setting asks
+      for by toggling these on the student it is given (di4c/distill.py);
+    - moves ``x_t``, ``t``, ``lam`` and ``cond`` to the network's device (the
+      samplers build time grids on the CPU);
+    - validates shapes with :func:`check_denoiser_inputs`;
+    - for a mixture network draws a fresh lambda ~ U(0, 1) per sample when
+      ``lam`` is None (from ``generator`` if given), and passes ``lam=None``
+      to a product network;
+    - exposes ``num_classes``, ``is_mixture`` and ``device``.
+
+    Subclasses implement :attr:`is_mixture` and :meth:`log_probs`.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        *,
+        generator: torch.Generator | None = None,
+    ):
+        self.net = net
+        self.num_classes = int(num_classes)
+        self.generator = generator
+
+    @property
+    @abstractmethod
+    def is_mixture(self) -> bool:
+        """True for a Di4C mixture network (it takes lambda)."""
+
+    @abstractmethod
+    def log_probs(
+        self, x_t: Tensor, t: Tensor, lam: Tensor | None, cond: Tensor | None
+    ) -> Tensor:
+        """(B, D, num_classes) log-probabilities; inputs already checked, on
+        :attr:`device`, ``lam`` resolved (None for a product network)."""
+
+    @property
+    def training(self) -> bool:
+        return self.net.training
+
+    def train(self, mode: bool = True) -> NetDenoiser:
+        self.net.train(mode)
+        return self
+
+    def eval(self) -> NetDenoiser:
+        return self.train(False)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the network's first parameter (or buffer); CPU if it has none."""
+        for p in self.net.parameters():
+            return p.device
+        for b in self.net.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    def lambda_for(
+        self, batch: int, lam: Tensor | None, device: torch.device | str
+    ) -> Tensor | None:
+        """``lam`` on ``device`` for a mixture network (drawn when None); None otherwise."""
+        if not self.is_mixture:
+            return None
+        if lam is None:
+            return draw_lambda(batch, device, self.generator)
+        return lam.to(device)
+
+    def __call__(
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        lam: Tensor | None = None,
+        cond: Tensor | None = None,
+    ) -> Tensor:
+        check_denoiser_inputs(x_t, t, lam)
+        device = self.device
+        x_t, t = x_t.to(device), t.to(device)
+        lam = self.lambda_for(x_t.shape[0], lam, device)
+        if isinstance(cond, Tensor):
+            cond = cond.to(device)
+        return self.log_probs(x_t, t, lam, cond)
 
 
 class CallableDenoiser:

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from di4c.artifacts import save_torch
+from di4c.checkpoints import load_container
 from di4c.samplers.noise import ExampleRNG
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -274,7 +275,7 @@ def train(
     log_file = Path(out_dir) / "log.jsonl" if out_dir and rank == 0 else None
     key = _run_key(model, data, cfg, run_key)
     if ckpt and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_container(ckpt, "training checkpoint")  # weights-only data
         changed = sorted(k for k in key if state.get("run_key", {}).get(k) != key[k])
         if changed:  # a checkpoint of another run: never resume from it
             print(

@@ -89,6 +89,28 @@ def _truncated_checkpoint(tmp):
     tauldr.load_teacher(local_path=path, config=cfg)
 
 
+class _CodePayload:
+    """Unpickling this would run ``touch <marker>`` (a code-execution payload)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _checkpoint_code_payload(tmp):
+    from di4c.teachers import sdtt
+
+    marker = tmp / "payload-ran"
+    path = tmp / "sdtt6-di4c2.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": _CodePayload(marker)}, path)
+    try:
+        sdtt.load_student(local_path=path)
+    finally:
+        assert not marker.exists(), "the payload ran"
+
+
 def _nan_training(tmp):
     from di4c.train import TrainConfig, train
 
@@ -342,6 +364,13 @@ CASES = [
         _wrong_family_checkpoint,
         Exception,
         r"maskgit.pth",
+    ),
+    (
+        "checkpoint-code-payload",
+        "a Lightning .ckpt whose pickle runs os.system on load (untrusted download)",
+        _checkpoint_code_payload,
+        Exception,
+        r"sdtt6-di4c2.ckpt: refused .*'(posix|nt).system'.*nothing from the file was run",
     ),
     (
         "checkpoint-truncated",

@@ -17,7 +17,8 @@ from di4c.cli.cifar10_common import (
     sample_seeds,
 )
 from di4c.networks.mini_unet import MiniUNetConfig, build_mini_unet
-from di4c.teachers.tauldr import TauLDRDenoiser, init_student, save_checkpoint
+from di4c.networks.tauldr_unet import TauLDRDenoiser
+from di4c.teachers.tauldr import init_student, save_checkpoint
 
 SHAPE, S = (1, 8, 8), 8
 MINI = MiniUNetConfig(

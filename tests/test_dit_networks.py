@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from di4c.checkpoints import CheckpointFormatError, UnsafeCheckpointError
 from di4c.download import MissingWeightsError, RemoteFile
 from di4c.networks.dit import (
     DIT,
@@ -261,7 +262,7 @@ def test_infer_config_from_shapes_and_from_an_authors_config(tmp_path):
     want = {**net.config.to_dict(), "dropout": 0.0, "time_conditioning": True}
     assert cfg == DiTConfig(**want)
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(sdtt.CheckpointFormatError, match="unreadable config.json"):
+    with pytest.raises(CheckpointFormatError, match="unreadable config.json"):
         sdtt.read_checkpoint(path)
 
 
@@ -305,7 +306,7 @@ def test_student_from_teacher_file(tmp_path):
     a.eval().use_lambda = False
     with torch.no_grad():
         assert torch.equal(a(x, sigma), teacher(x, sigma))
-    with pytest.raises(sdtt.CheckpointFormatError, match="not a Di4C student"):
+    with pytest.raises(CheckpointFormatError, match="not a Di4C student"):
         sdtt.load_student(local_path=path)
 
 
@@ -314,24 +315,24 @@ def test_wrong_family_and_damaged_files_are_named(tmp_path):
     # a MaskGIT-style file: bare keys, no backbone prefix
     mg = tmp_path / "maskgit.ckpt"
     torch.save({"state_dict": {"tok_emb.weight": torch.zeros(3, 2)}}, mg)
-    with pytest.raises(sdtt.CheckpointFormatError, match="no 'backbone") as e:
+    with pytest.raises(CheckpointFormatError, match="no 'backbone") as e:
         sdtt.read_checkpoint(mg)
     assert str(mg) in str(e.value)
     # a tauLDR-style container: no state_dict entry
     tl = tmp_path / "tauldr.pt"
     torch.save({"model": {}, "optimizer": {}, "n_iter": 3}, tl)
-    with pytest.raises(sdtt.CheckpointFormatError, match="no 'state_dict'"):
+    with pytest.raises(CheckpointFormatError, match="no 'state_dict'"):
         sdtt.load_student(local_path=tl)
     # backbone prefix but not a DIT
     odd = tmp_path / "odd.ckpt"
     torch.save({"state_dict": {"backbone.foo": torch.zeros(1)}}, odd)
-    with pytest.raises(sdtt.CheckpointFormatError, match="missing"):
+    with pytest.raises(CheckpointFormatError, match="missing"):
         sdtt.load_student(local_path=odd)
     # a DIT of another size into this config
     other = sdtt.save_lightning_ckpt(
         small_net(True, hidden_size=64), tmp_path / "o.ckpt"
     )
-    with pytest.raises(sdtt.CheckpointFormatError, match="shapes do not match"):
+    with pytest.raises(CheckpointFormatError, match="shapes do not match"):
         sdtt.load_into(net, sdtt.read_checkpoint(other))
     # truncated files of both formats
     st = sdtt.save_safetensors(net, tmp_path / "model.safetensors")
@@ -340,37 +341,48 @@ def test_wrong_family_and_damaged_files_are_named(tmp_path):
         data = path.read_bytes()
         cut = tmp_path / ("cut_" + path.name)
         cut.write_bytes(data[: len(data) // 2])
-        with pytest.raises(sdtt.CheckpointFormatError, match="truncated") as e:
+        with pytest.raises(CheckpointFormatError, match="truncated") as e:
             sdtt.read_checkpoint(cut)
         assert str(cut) in str(e.value)
     empty = tmp_path / "empty.ckpt"
     empty.write_bytes(b"")
-    with pytest.raises(sdtt.CheckpointFormatError, match="neither"):
+    with pytest.raises(CheckpointFormatError, match="neither"):
         sdtt.read_checkpoint(empty)
     # EMA requested where the format has none
-    with pytest.raises(sdtt.CheckpointFormatError, match="no EMA"):
+    with pytest.raises(CheckpointFormatError, match="no EMA"):
         sdtt.load_student(local_path=st, weights="ema")
 
 
-def test_lenient_unpickling_of_foreign_objects(tmp_path):
+def test_lightning_bookkeeping_objects_stay_inert(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    class DictConfig:
+        def __init__(self, value):
+            self.value = value
+
+    def pickled_as(module):
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):  # the package and its parents
+            name = ".".join(parts[:i])
+            if name not in sys.modules:
+                monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+        DictConfig.__module__, DictConfig.__qualname__ = module, "DictConfig"
+        sys.modules[module].DictConfig = DictConfig
+
     net = small_net(is_di4c=True)
     path = sdtt.save_lightning_ckpt(net, tmp_path / "hp.ckpt")
     obj = torch.load(path, weights_only=True)
-    obj["hyper_parameters"] = {"config": _Foreign(3)}  # e.g. an OmegaConf DictConfig
+    obj["hyper_parameters"] = {"config": DictConfig(3)}
+    pickled_as("omegaconf.dictconfig")  # an allowlisted bookkeeping class
     torch.save(obj, path)
-    with pytest.raises(sdtt.CheckpointFormatError, match="trust_pickle=True"):
-        sdtt.read_checkpoint(path)
-    _Foreign.__module__ = "a_module_that_is_not_installed"
-    try:
-        student = sdtt.load_student(local_path=path, trust_pickle=True)
-    finally:
-        _Foreign.__module__ = __name__
+    pickled_as("a_module_that_is_not_installed")
+    torch.save(obj, tmp_path / "unknown.ckpt")
+    monkeypatch.undo()
+    student = sdtt.load_student(local_path=path)
     assert _same_weights(net, student)
-
-
-class _Foreign:
-    def __init__(self, value):
-        self.value = value
+    with pytest.raises(UnsafeCheckpointError, match="a_module_that_is_not_installed"):
+        sdtt.load_student(local_path=tmp_path / "unknown.ckpt")
 
 
 # -------------------------------------------------------- pinned files, offline

@@ -28,9 +28,9 @@ import pytest
 import torch
 from conftest import snakemake
 
+from di4c.checkpoints import CheckpointFormatError
 from di4c.cli import imagenet_sample, imagenet_table
 from di4c.cli.imagenet_common import (
-    TrainableMaskGITDenoiser,
     drop_labels,
     load_network,
     masked_process,
@@ -45,10 +45,10 @@ from di4c.data.imagenet import (
     minmax_uint8,
     val_labels_in_loader_order,
 )
+from di4c.networks.maskgit import MaskGITDenoiser
 from di4c.networks.mini_maskgit import MiniMaskGITConfig, build_mini_maskgit
 from di4c.networks.mini_vq import MiniVQConfig, build_mini_vq, vq_forward
 from di4c.samplers.confidence import UNCOND
-from di4c.teachers.maskgit import CheckpointFormatError, MaskGITDenoiser
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -183,7 +183,7 @@ def test_label_drop_is_shared_by_teacher_student_and_target():
     K, B = 3, 8
     cfg = DistillConfig(K=K, batch_x=B, label_drop=0.5)
     loss_fn = make_loss_fn(
-        TrainableMaskGITDenoiser(student_net),
+        MaskGITDenoiser(student_net),
         MaskGITDenoiser(teacher_net),
         masked_process(teacher_net.config),
         rules_from(cfg),

@@ -20,12 +20,14 @@ import pytest
 import torch
 import yaml
 
+from di4c.checkpoints import CheckpointFormatError, UnsafeCheckpointError
 from di4c.denoiser import Denoiser
 from di4c.download import MissingWeightsError, RemoteFile
 from di4c.networks.maskgit import (
     PAPER_STUDENT_CONFIG,
     PAPER_TEACHER_CONFIG,
     MaskGITConfig,
+    MaskGITDenoiser,
     MaskTransformer,
     sinusoidal_embedding,
 )
@@ -324,11 +326,10 @@ def test_vqgan_ckpt_and_yaml_roundtrip(tmp_path):
 
 def test_lightning_ckpt_with_objects_of_uninstalled_packages(tmp_path, monkeypatch):
     """Real Lightning files pickle callback classes / configs; only state_dict
-    is needed, so classes of packages that are not installed must not block it."""
+    is needed, so bookkeeping classes of packages that are not installed are
+    read as inert placeholders, and a class of an unknown package is refused."""
     import sys
     import types
-
-    fake = types.ModuleType("fake_lightning_pkg")
 
     class ModelCheckpoint:
         pass
@@ -337,11 +338,17 @@ def test_lightning_ckpt_with_objects_of_uninstalled_packages(tmp_path, monkeypat
         def __init__(self, d):
             self.d = d
 
-    for cls in (ModelCheckpoint, DictConfig):
-        cls.__module__ = fake.__name__
-        cls.__qualname__ = cls.__name__
-        setattr(fake, cls.__name__, cls)
-    monkeypatch.setitem(sys.modules, fake.__name__, fake)
+    def pickled_as(cls, module):
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):  # the package and its parents
+            name = ".".join(parts[:i])
+            if name not in sys.modules:
+                monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+        cls.__module__, cls.__qualname__ = module, cls.__name__
+        setattr(sys.modules[module], cls.__name__, cls)
+
+    pickled_as(ModelCheckpoint, "pytorch_lightning.callbacks.model_checkpoint")
+    pickled_as(DictConfig, "omegaconf.dictconfig")
     torch.manual_seed(0)
     net = VQModel(SMALL_VQ)
     ckpt = {
@@ -351,11 +358,13 @@ def test_lightning_ckpt_with_objects_of_uninstalled_packages(tmp_path, monkeypat
         "state_dict": net.state_dict(),
     }
     torch.save(ckpt, tmp_path / "last.ckpt")
-    monkeypatch.delitem(sys.modules, fake.__name__)
+    pickled_as(DictConfig, "fake_lightning_pkg")
+    torch.save(ckpt, tmp_path / "other.ckpt")
+    monkeypatch.undo()
     sd = mg.read_vqgan_checkpoint(tmp_path / "last.ckpt")
     assert all(torch.equal(sd[k], v) for k, v in net.state_dict().items())
-    with pytest.raises(mg.CheckpointFormatError, match=r"last\.ckpt.*pickled"):
-        mg.read_vqgan_checkpoint(tmp_path / "last.ckpt", trust_pickle=False)
+    with pytest.raises(UnsafeCheckpointError, match=r"other\.ckpt.*fake_lightning_pkg"):
+        mg.read_vqgan_checkpoint(tmp_path / "other.ckpt")
 
 
 def test_vqgan_yaml_of_taming_form(tmp_path):
@@ -373,7 +382,7 @@ def test_vqgan_yaml_of_taming_form(tmp_path):
     assert VQGANConfig.from_params(params) == PAPER_VQGAN_CONFIG
     doc["model"]["target"] = "taming.models.vqgan.GumbelVQ"
     (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
-    with pytest.raises(mg.CheckpointFormatError, match="g.yaml.*GumbelVQ"):
+    with pytest.raises(CheckpointFormatError, match="g.yaml.*GumbelVQ"):
         mg.read_vqgan_yaml(tmp_path / "g.yaml")
 
 
@@ -384,7 +393,7 @@ def test_wrong_family_truncated_and_mismatched_files(tmp_path):
         tmp_path / "s.pth", MaskTransformer(SMALL.as_student())
     )
     v_path = mg.save_vqgan_checkpoint(tmp_path / "last.ckpt", VQModel(SMALL_VQ))
-    E = mg.CheckpointFormatError
+    E = CheckpointFormatError
     with pytest.raises(E, match=r"last\.ckpt.*model_state_dict.*Lightning"):
         mg.teacher_from_checkpoint(v_path, SMALL)
     with pytest.raises(E, match=r"t\.pth.*no 'state_dict'.*MaskGIT transformer"):
@@ -467,7 +476,7 @@ def test_fetch_cli_local_copies_revision_and_config_key_errors(tmp_path, monkeyp
         imagenet_fetch.main([*flags, "--student", "--student-ckpt", str(src / "no")])
     # a file of the wrong family fails at the fetch step, not hours later
     bad = [*flags[:3], str(t), *flags[4:]]  # the teacher .pth as the VQGAN ckpt
-    with pytest.raises(mg.CheckpointFormatError):
+    with pytest.raises(CheckpointFormatError):
         imagenet_fetch.main(bad)
     # revisions: default untouched, another one gets its own cache name; URLs keep
     assert mg.at_revision(mg.TEACHER_FILE, mg.HF_REVISION) is mg.TEACHER_FILE
@@ -500,7 +509,7 @@ def test_denoiser_adapter():
     torch.manual_seed(0)
     teacher = MaskTransformer(SMALL).eval()
     student = MaskTransformer(SMALL.as_student()).eval()
-    dt, ds = mg.MaskGITDenoiser(teacher), mg.MaskGITDenoiser(student)
+    dt, ds = MaskGITDenoiser(teacher), MaskGITDenoiser(student)
     assert isinstance(dt, Denoiser) and isinstance(ds, Denoiser)
     assert (dt.num_classes, dt.mask_id, dt.null_label) == (17, 16, 10)
     assert (dt.is_mixture, ds.is_mixture) == (False, True)

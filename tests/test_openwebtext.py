@@ -26,9 +26,8 @@ from di4c.distill import di4c_loss, teacher_logp_at
 from di4c.loss import consistency_loss, data_loss, distillation_loss
 from di4c.metrics.entropy import entropy_summary, unigram_entropy
 from di4c.metrics.genppl import gen_ppl, genppl_summary, per_sample_nll
-from di4c.networks.dit import DIT
+from di4c.networks.dit import DIT, DiTDenoiser
 from di4c.networks.mini_text import (
-    TrainableDenoiser,
     build_judge,
     judge_config,
     mini_denoiser_config,
@@ -315,7 +314,7 @@ def test_student_round_trip_and_di4c2_mixture_teacher(tmp_path):
     assert not torch.allclose(per_copy[:, 0], per_copy[:, 1])  # one lambda per copy
     assert torch.allclose(marg, torch.logsumexp(per_copy, 1) - math.log(K))
 
-    s2 = TrainableDenoiser(owc.load_dit(tmp_path / "s.ckpt", "student"))
+    s2 = DiTDenoiser(owc.load_dit(tmp_path / "s.ckpt", "student"))
     rules = get_rules(
         "openwebtext",
         K=K,

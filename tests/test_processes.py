@@ -101,6 +101,21 @@ def test_gaussian_prior_is_the_discretised_gaussian():
     assert torch.allclose(p.prior_probs().double(), w / w.sum(), atol=1e-7)
 
 
+def test_gaussian_process_device():
+    """``device`` holds the eigendecomposition there and returns the prior there;
+    on the CPU the matrices are those of the float64 base computation."""
+    cpu = GaussianRateProcess(S=6)
+    assert cpu.device == torch.device("cpu")
+    t = torch.tensor([0.7, 0.1])
+    mats = cpu.transition(t)
+    assert mats.device.type == "cpu" and torch.allclose(
+        mats.sum(-1), torch.ones(2, 6), atol=1e-5
+    )
+    meta = GaussianRateProcess(S=6, device="meta")
+    assert {meta._evals.device.type, meta._left.device.type} == {"meta"}
+    assert meta.prior_probs().device.type == "meta"
+
+
 def test_mask_schedules():
     t = torch.tensor([0.0, 0.25, 0.5, 1.0])
     assert torch.allclose(MaskedProcess(4, "loglinear").mask_prob(t), (1 - 1e-3) * t)

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from di4c.checkpoints import CheckpointFormatError
 from di4c.download import MissingWeightsError, RemoteFile, fetch
-from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
+from di4c.networks.tauldr_unet import TauLDRDenoiser, TauLDRUNet, TauLDRUNetConfig
 from di4c.teachers import tauldr as tl
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tauldr_ref.pt"
@@ -299,25 +300,21 @@ def test_wrong_family_errors(ref, tmp_path):
     t_case, s_case = ref["teacher_s256"], ref["student_s256"]
     teacher = _write(t_case["container"], tmp_path / "teacher.pt")
     student = _write(s_case["container"], tmp_path / "student.pt")
-    with pytest.raises(tl.TauLDRCheckpointError, match="teacher.pt.*teacher"):
+    with pytest.raises(CheckpointFormatError, match="teacher.pt.*teacher"):
         tl.load_student_file(teacher, config=_cfg(t_case))
-    with pytest.raises(tl.TauLDRCheckpointError, match="student.pt.*Di4C student"):
+    with pytest.raises(CheckpointFormatError, match="student.pt.*Di4C student"):
         tl.load_teacher_file(student, config=_cfg(s_case))
-    with pytest.raises(tl.TauLDRCheckpointError, match="already a Di4C student"):
+    with pytest.raises(CheckpointFormatError, match="already a Di4C student"):
         tl.init_student(student, config=_cfg(s_case))
     other = _write(
         {"model_state_dict": {"tok_emb.weight": torch.zeros(2)}}, tmp_path / "m.pth"
     )
-    with pytest.raises(
-        tl.TauLDRCheckpointError, match="m.pth.*not a tauLDR checkpoint"
-    ):
+    with pytest.raises(CheckpointFormatError, match="m.pth.*not a tauLDR checkpoint"):
         tl.load_teacher_file(other)
     sdtt = _write({"model": {"backbone.x": torch.zeros(2)}}, tmp_path / "dit.pt")
-    with pytest.raises(tl.TauLDRCheckpointError, match="dit.pt.*not a tauLDR"):
+    with pytest.raises(CheckpointFormatError, match="dit.pt.*not a tauLDR"):
         tl.read_checkpoint(sdtt)
-    with pytest.raises(
-        tl.TauLDRCheckpointError, match="shapes do not match.*input_conv"
-    ):
+    with pytest.raises(CheckpointFormatError, match="shapes do not match.*input_conv"):
         tl.load_teacher_file(
             teacher, config=TauLDRUNetConfig(**t_case["config"] | {"ch": 8})
         )
@@ -327,17 +324,17 @@ def test_truncated_and_misaligned_files(ref, tmp_path):
     good = _write(ref["teacher_s256"]["container"], tmp_path / "good.pt")
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(tl.TauLDRCheckpointError, match="cut.pt.*truncated"):
+    with pytest.raises(CheckpointFormatError, match="cut.pt.*truncated"):
         tl.read_checkpoint(cut)
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
-    with pytest.raises(tl.TauLDRCheckpointError, match="empty.pt.*empty"):
+    with pytest.raises(CheckpointFormatError, match="empty.pt.*empty"):
         tl.read_checkpoint(empty)
     container = ref["teacher_s256"]["container"]
     model = dict(container["model"])
     model["ema_shadow_params"] = model["ema_shadow_params"][1:]
     short = _write(dict(container, model=model), tmp_path / "short.pt")
-    with pytest.raises(tl.TauLDRCheckpointError, match="short.pt.*ema_shadow_params"):
+    with pytest.raises(CheckpointFormatError, match="short.pt.*ema_shadow_params"):
         tl.read_checkpoint(short)
 
 
@@ -389,8 +386,8 @@ def test_fresh_student_equals_teacher_for_any_lambda(ref, tmp_path):
 
 def test_denoiser_adapter(ref):
     t_case, s_case = ref["teacher_s17"], ref["student_s17"]
-    teacher = tl.TauLDRDenoiser(_net(_cfg(t_case), t_case["state_dict"]).eval())
-    student = tl.TauLDRDenoiser(_net(_cfg(s_case), s_case["state_dict"]).eval())
+    teacher = TauLDRDenoiser(_net(_cfg(t_case), t_case["state_dict"]).eval())
+    student = TauLDRDenoiser(_net(_cfg(s_case), s_case["state_dict"]).eval())
     x, t = t_case["x"], t_case["t"]
     assert (teacher.num_classes, teacher.is_mixture, student.is_mixture) == (
         17,

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from di4c.train import EMA, TrainConfig, batch_indices, train
+from di4c.checkpoints import load_container
+from di4c.train import CHECKPOINT_NAME, EMA, TrainConfig, batch_indices, train
 
 
 def _setup(dropout=0.0):
@@ -75,6 +76,21 @@ def test_resume_is_bit_identical(tmp_path, dropout):
     assert all(torch.equal(a, b) for a, b in zip(ref_w, res.model.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(ref_ema, res.ema.shadow))
     assert (tmp_path / "log.jsonl").read_text().count("\n") == 4
+
+
+def test_checkpoint_is_weights_only_data(tmp_path):
+    """Resume checkpoints load without unpickling objects; RNG and run key survive."""
+    cfg = TrainConfig(iters=10, batch_size=8, lr=1e-2, ckpt_every=10, seed=3)
+    net, data, loss_fn = _setup(0.3)
+    train(net, loss_fn, data, cfg, out_dir=tmp_path, run_key={"teacher": "abc"})
+    global_rng = torch.get_rng_state()
+    state = load_container(tmp_path / CHECKPOINT_NAME, "training checkpoint")
+    assert state["step"] == 10
+    assert torch.equal(state["global_rng"]["cpu"], global_rng)
+    assert isinstance(state["generator"], torch.Tensor)
+    key = state["run_key"]
+    assert key["extra"] == {"teacher": "abc"} and key["config"]["seed"] == 3
+    assert key["config"]["betas"] == (0.9, 0.999)  # tuples stay tuples
 
 
 def test_non_finite_loss_is_reported():

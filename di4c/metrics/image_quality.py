@@ -49,6 +49,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from di4c.devices import resolve_device
+
 __all__ = [
     "EXTRACTORS",
     "METRIC_KEYS",
@@ -566,7 +568,7 @@ def clean_fid_features(
         raise ValueError(
             f"images must be uint8 (N, C, H, W); got {images.dtype} {tuple(images.shape)}"
         )
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")
     model = _clean_fid_model(feature_extractor, mode, device)
     with tempfile.TemporaryDirectory(prefix="di4c-cleanfid-") as d:
         _write_pngs(images, Path(d))

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from di4c.denoiser import check_denoiser_inputs, draw_lambda
+from di4c.denoiser import NetDenoiser, draw_lambda
 
 try:  # optional fast path on GPU; never required
     from flash_attn import flash_attn_qkvpacked_func as _flash_qkvpacked
@@ -462,33 +462,28 @@ def dit_log_probs(
     return subs_log_probs(logits, x_t, net.config.mask_index)
 
 
-class DiTDenoiser:
+class DiTDenoiser(NetDenoiser):
     """A :class:`DIT` as a suite denoiser ``(x_t, t, lam, cond) -> log-probs``.
 
     ``x_t`` (B, L) long with mask id 50257; ``t`` (B,) in [0, 1]; ``lam`` (B,) or
-    None (a fresh U(0, 1) per row for a mixture network); ``cond`` must be None.
-    Returns SUBS log-probs (B, L, 50258) in float32.
+    None (a fresh U(0, 1) per row for a mixture network, i.e. one with
+    ``use_lambda`` on); ``cond`` must be None. Returns SUBS log-probs
+    (B, L, 50258) in float32. Inputs are moved to the network's device;
+    ``train()`` / ``eval()`` reach the network, so the Di4C loss can run the
+    stop-gradient branch in eval mode (:class:`~di4c.denoiser.NetDenoiser`).
     """
 
-    def __init__(self, net: DIT):
-        self.net = net
-        self.num_classes = net.config.vocab_size
+    def __init__(self, net: DIT, *, generator: torch.Generator | None = None):
+        super().__init__(net, net.config.vocab_size, generator=generator)
         self.mask_index = net.config.mask_index
 
     @property
     def is_mixture(self) -> bool:
         return self.net.use_lambda
 
-    def __call__(
-        self,
-        x_t: Tensor,
-        t: Tensor,
-        lam: Tensor | None = None,
-        cond: Tensor | None = None,
+    def log_probs(
+        self, x_t: Tensor, t: Tensor, lam: Tensor | None, cond: Tensor | None
     ) -> Tensor:
-        check_denoiser_inputs(x_t, t, lam)
         if cond is not None:
             raise ValueError("cond must be None: the OpenWebText DiT is unconditional")
-        if self.is_mixture and lam is None:
-            lam = draw_lambda(x_t.shape[0], x_t.device)
         return dit_log_probs(self.net, x_t, loglinear_sigma(t.float()), lam)

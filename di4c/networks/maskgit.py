@@ -37,11 +37,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from di4c.denoiser import NetDenoiser
+from di4c.samplers.confidence import UNCOND
+
 __all__ = [
     "MaskGITConfig",
+    "MaskGITDenoiser",
     "MaskTransformer",
     "PAPER_STUDENT_CONFIG",
     "PAPER_TEACHER_CONFIG",
+    "cfg_pair_inputs",
     "sinusoidal_embedding",
 ]
 
@@ -396,3 +401,119 @@ class MaskTransformer(nn.Module):
         # plus bias as in the full (N + 1) x V product the authors slice.
         c = cfg.num_out_classes
         return x[:, :n] @ self.tok_emb.weight[:c].t() + self.bias[:n, :c]
+
+
+# ------------------------------------------------------------------------------
+# Suite denoiser adapter
+# ------------------------------------------------------------------------------
+
+
+def cfg_pair_inputs(
+    x_t: Tensor, cond: Tensor, lam: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Batched inputs for one classifier-free-guidance pass.
+
+    Returns ``(x, labels, drop, lam)`` of batch 2B: the conditional half first
+    (labels kept), then the unconditional half (labels dropped), with the SAME
+    lambda in both halves, as the authors' sampler.
+    """
+    b = x_t.shape[0]
+    drop = torch.zeros(2 * b, dtype=torch.bool, device=x_t.device)
+    drop[b:] = True
+    lam2 = None if lam is None else torch.cat([lam, lam], dim=0)
+    return torch.cat([x_t, x_t], 0), torch.cat([cond, cond], 0), drop, lam2
+
+
+class MaskGITDenoiser(NetDenoiser):
+    """A :class:`MaskTransformer` in the suite's denoiser convention.
+
+    ``den(x_t, t, lam=None, cond=None) -> log p(x0^d = v | x_t)`` with
+
+    - ``x_t``: LongTensor (B, 256) of code ids, the mask id ``codebook_size``
+      (1024) marking masked positions;
+    - ``t``: (B,) diffusion time, checked for shape but UNUSED: the MaskGIT
+      network has no time input (maskgit-pytorch/Network/transformer.py);
+    - ``lam``: (B,) lambda for a Di4C student (drawn U(0, 1) per sample when
+      None, from ``generator`` if given); ignored by a teacher;
+    - ``cond``: LongTensor (B,) class labels in [0, nclass]; the value
+      ``nclass`` (1000, :attr:`null_label`) selects the dropped-label token,
+      i.e. the unconditional model; None means unconditional for all samples.
+
+    Returns float32 log-probabilities of shape (B, 256, 1025). The class axis
+    has 1025 entries: the 1024 codes plus the mask class (index 1024), normalised
+    jointly over all 1025. This is the distribution the authors' Di4C loss
+    (KLs and log-likelihoods over 1025 classes incl. the mask class) and their
+    sampler use; the mask class gets non-zero probability and the authors
+    clamp final codes to [0, 1023] before decoding. ``train()`` / ``eval()``
+    reach the network (:class:`~di4c.denoiser.NetDenoiser`).
+    """
+
+    def __init__(
+        self, net: MaskTransformer, *, generator: torch.Generator | None = None
+    ):
+        if not isinstance(net, MaskTransformer):
+            raise TypeError(f"net must be a MaskTransformer; got {type(net).__name__}")
+        super().__init__(net, net.config.num_out_classes, generator=generator)
+        cfg = net.config
+        self.mask_id = cfg.mask_id
+        self.null_label = cfg.null_label
+        self.num_tokens = cfg.num_tokens
+
+    @property
+    def is_mixture(self) -> bool:
+        return self.net.config.is_student
+
+    def _lam(self, x_t: Tensor, lam: Tensor | None) -> Tensor | None:
+        return self.lambda_for(x_t.shape[0], lam, x_t.device)
+
+    def _labels(self, x_t: Tensor, cond: Tensor | None) -> Tensor:
+        b = x_t.shape[0]
+        if cond is None:
+            return torch.full(
+                (b,), self.null_label, dtype=torch.long, device=x_t.device
+            )
+        if cond.shape != (b,):
+            raise ValueError(
+                f"cond must have shape (B,) = ({b},); got {tuple(cond.shape)}"
+            )
+        cond = torch.where(cond == UNCOND, self.null_label, cond)
+        if bool(((cond < 0) | (cond > self.null_label)).any()):
+            raise ValueError(
+                f"cond labels must lie in [0, {self.null_label}] ({self.null_label} "
+                f"or {UNCOND} = unconditional)"
+            )
+        return cond.long()
+
+    def logits(
+        self, x_t: Tensor, lam: Tensor | None = None, cond: Tensor | None = None
+    ) -> Tensor:
+        """Raw network logits (B, 256, 1025); ``lam`` drawn for a student if None."""
+        labels = self._labels(x_t, cond)
+        return self.net(x_t, labels, labels == self.null_label, self._lam(x_t, lam))
+
+    def log_probs(
+        self, x_t: Tensor, t: Tensor, lam: Tensor | None, cond: Tensor | None
+    ) -> Tensor:
+        return F.log_softmax(self.logits(x_t, lam, cond).float(), dim=-1)
+
+    def cfg_logits(
+        self, x_t: Tensor, cond: Tensor, lam: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Conditional and unconditional logits from ONE batched pass.
+
+        For a student the same lambda (drawn once if None) is used in both
+        halves, as the authors' sampler does.
+        """
+        labels = self._labels(x_t, cond)
+        x2, y2, drop2, lam2 = cfg_pair_inputs(x_t, labels, self._lam(x_t, lam))
+        out = self.net(x2, y2, drop2, lam2)
+        return out[: x_t.shape[0]], out[x_t.shape[0] :]
+
+    def guided_logits(
+        self, x_t: Tensor, cond: Tensor, w: float | Tensor, lam: Tensor | None = None
+    ) -> Tensor:
+        """``(1 + w) * l_cond - w * l_uncond``; ``w`` a float or (B,) tensor."""
+        lc, lu = self.cfg_logits(x_t, cond, lam)
+        if isinstance(w, Tensor):
+            w = w.reshape(-1, 1, 1).to(lc.dtype)
+        return (1 + w) * lc - w * lu

@@ -9,9 +9,8 @@
 - **Judge**: a small causal LM in the GPT-2 architecture (``transformers``
   ``GPT2LMHeadModel``), so Gen PPL runs through exactly the code path that scores
   paper samples with GPT-2 Large.
-- :class:`TrainableDenoiser`: a :class:`~di4c.networks.dit.DiTDenoiser` that
-  forwards ``training`` / ``train()`` to its network, so the Di4C loss can run
-  the stop-gradient u-branch in eval mode as the OWT rules ask (method.md §5.3).
+
+The suite denoiser of either network is :class:`~di4c.networks.dit.DiTDenoiser`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from di4c.networks.dit import DIT, DiTConfig, DiTDenoiser
+from di4c.networks.dit import DIT, DiTConfig
 
 
 def mini_denoiser_config(
@@ -65,21 +64,6 @@ def student_from(source: DIT, seed: int = 0) -> DIT:
         )
     net.use_lambda = True
     return net
-
-
-class TrainableDenoiser(DiTDenoiser):
-    """A DiTDenoiser whose train/eval mode is its network's (for the Di4C u-branch)."""
-
-    @property
-    def training(self) -> bool:
-        return self.net.training
-
-    def train(self, mode: bool = True) -> TrainableDenoiser:
-        self.net.train(mode)
-        return self
-
-    def eval(self) -> TrainableDenoiser:
-        return self.train(False)
 
 
 def judge_config(

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from di4c.denoiser import NetDenoiser
+
 __all__ = [
     "TauLDRUNet",
     "TauLDRUNetConfig",
@@ -537,3 +539,30 @@ class TauLDRUNet(nn.Module):
             self.features(x, times, lam), self.config.S, self.config.fix_logistic
         )
         return out.reshape(*x.shape, self.config.S)
+
+
+class TauLDRDenoiser(NetDenoiser):
+    """A :class:`TauLDRUNet` in the suite's denoiser convention (di4c/denoiser.py).
+
+    ``(x_t (B, D) long, t (B,), lam (B,) or None, cond=None) -> (B, D, S)``
+    log-probabilities (log-softmax of the logistic logits). A teacher gets
+    ``lam=None``; a mixture student draws a fresh lam ~ U(0, 1) per sample
+    when it is None. Inputs are moved to the network's device; ``train()`` /
+    ``eval()`` reach the network (:class:`~di4c.denoiser.NetDenoiser`).
+    """
+
+    def __init__(self, net: TauLDRUNet, *, generator: torch.Generator | None = None):
+        super().__init__(net, net.config.S, generator=generator)
+
+    @property
+    def is_mixture(self) -> bool:
+        return self.net.is_mixture
+
+    def log_probs(
+        self, x_t: Tensor, t: Tensor, lam: Tensor | None, cond: Tensor | None
+    ) -> Tensor:
+        if cond is not None:
+            raise ValueError(
+                "cond must be None: the CIFAR-10 tauLDR networks are unconditional"
+            )
+        return torch.log_softmax(self.net(x_t, t, lam), dim=-1)

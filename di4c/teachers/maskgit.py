@@ -2,8 +2,8 @@
 
 Setting B of the paper (Sec. 5.2; method.md §4): a MaskGIT-pytorch transformer
 teacher on VQGAN f16 tokens, and the Di4C student that adds a lambda token.
-This module knows the files and their containers (method.md §4.6;
-``/work/shared/reference/manifests/README.md``):
+This module knows the files and their containers (``Trainer.save_network`` in
+the authors' maskgit-pytorch/Trainer/trainer.py):
 
 - transformer ``.pth`` (teacher ``MaskGIT_ImageNet_256.pth`` and Di4C student
   files such as ``maskgit-di4c-d.pth``): a ``torch.save``d dict with ``iter``,
@@ -17,30 +17,32 @@ The authors load everything with ``strict=False``, which would silently accept a
 wrong file. The loaders here accept exactly the differences the authors' flow
 produces (``latent_projection.*`` absent when a student starts from the teacher
 file; ``loss.*`` present in a VQGAN file) and raise
-:class:`CheckpointFormatError`, naming the file, for anything else.
+:class:`~di4c.checkpoints.CheckpointFormatError`, naming the file, for anything
+else. Files are read with :func:`di4c.checkpoints.load_container`.
 
-:class:`MaskGITDenoiser` adapts a network to the suite's
+:class:`~di4c.networks.maskgit.MaskGITDenoiser` adapts a network to the suite's
 :class:`di4c.denoiser.Denoiser` convention.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
 from di4c.artifacts import atomic_path, save_torch
-from di4c.denoiser import check_denoiser_inputs, draw_lambda
+from di4c.checkpoints import (
+    CheckpointFormatError,
+    MissingCheckpointError,
+    load_container,
+)
 from di4c.download import RemoteFile, fetch
 from di4c.networks.maskgit import (
     PAPER_STUDENT_CONFIG,
@@ -49,7 +51,6 @@ from di4c.networks.maskgit import (
     MaskTransformer,
 )
 from di4c.networks.vqgan import VQGANConfig, VQModel
-from di4c.samplers.confidence import UNCOND
 
 __all__ = [
     "CONFIG_KEY_HF_REVISION",
@@ -64,8 +65,6 @@ __all__ = [
     "TEACHER_FILE",
     "VQGAN_CKPT_FILE",
     "VQGAN_YAML_FILE",
-    "CheckpointFormatError",
-    "MaskGITDenoiser",
     "TransformerCheckpoint",
     "init_student_from_teacher",
     "load_student",
@@ -169,88 +168,6 @@ _VQGAN_IGNORED_PREFIX = "loss."
 _ADAMW_KW = {"lr": 1e-5, "betas": (0.9, 0.96), "weight_decay": 1e-5}
 
 
-class CheckpointFormatError(ValueError):
-    """A file is unreadable, truncated, or not the container/network expected."""
-
-
-# ---------------------------------------------------------------- low-level reading
-class _Unresolved:
-    """Stand-in for a pickled class whose package is not installed.
-
-    Lightning checkpoints reference e.g. callback classes of pytorch_lightning
-    and OmegaConf containers; only ``state_dict`` is needed, so such objects are
-    rebuilt as inert placeholders instead of failing the whole load.
-    """
-
-    def __new__(cls, *args: Any, **kwargs: Any):
-        return object.__new__(cls)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.__dict__["_state"] = state
-
-
-class _LenientUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return type(name, (_Unresolved,), {"__module__": module})
-
-
-_lenient_pickle = types.SimpleNamespace(
-    __name__="di4c_lenient_pickle",
-    Unpickler=_LenientUnpickler,
-    load=lambda f, **kw: _LenientUnpickler(f, **kw).load(),
-)
-
-
-def _torch_load(path: str | os.PathLike, what: str, trust_pickle: bool) -> Any:
-    """``torch.load`` on CPU with errors that name the file and the problem.
-
-    Tries ``weights_only=True`` (memory-mapped when possible) first. Lightning
-    checkpoints pickle Python objects (callback classes, hyper-parameters) that
-    the weights-only unpickler refuses; those are read with full unpickling only
-    when ``trust_pickle`` (the pinned published files), since unpickling can run
-    code from the file. Classes of packages that are not installed (e.g.
-    pytorch_lightning, omegaconf) become inert placeholders.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    if path.stat().st_size == 0:
-        raise CheckpointFormatError(f"{path}: {what} file is empty")
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if not trust_pickle:
-            raise CheckpointFormatError(
-                f"{path}: {what} holds pickled Python objects that the weights-only "
-                f"loader refuses ({e}); pass trust_pickle=True only for a file from "
-                "a trusted source"
-            ) from e
-    except Exception as e:
-        raise CheckpointFormatError(
-            f"{path}: {what} could not be read as a torch checkpoint (truncated or "
-            f"corrupt file?): {type(e).__name__}: {e}"
-        ) from e
-    try:
-        return torch.load(
-            path, map_location="cpu", weights_only=False, pickle_module=_lenient_pickle
-        )
-    except Exception as e:
-        raise CheckpointFormatError(
-            f"{path}: {what} could not be unpickled: {type(e).__name__}: {e}"
-        ) from e
-
-
 def _guess_family(obj: Mapping) -> str:
     if "model_state_dict" in obj:
         return "a MaskGIT transformer .pth"
@@ -335,12 +252,14 @@ class TransformerCheckpoint:
         return any(k.startswith(_STUDENT_ONLY_PREFIX) for k in self.state_dict)
 
 
-def read_transformer_checkpoint(
-    path: str | os.PathLike, *, trust_pickle: bool = True
-) -> TransformerCheckpoint:
-    """Read a transformer ``.pth`` dict; raise naming the file if it is not one."""
+def read_transformer_checkpoint(path: str | os.PathLike) -> TransformerCheckpoint:
+    """Read a transformer ``.pth`` dict; raise naming the file if it is not one.
+
+    Read with :func:`di4c.checkpoints.load_container` (``allow_objects``: any
+    pickled bookkeeping of the authors' trainer stays inert).
+    """
     path = Path(path)
-    obj = _torch_load(path, "MaskGIT transformer checkpoint", trust_pickle)
+    obj = load_container(path, "MaskGIT transformer checkpoint", allow_objects=True)
     if not isinstance(obj, Mapping):
         raise CheckpointFormatError(
             f"{path}: expected a dict with keys {list(_TRANSFORMER_TOP_KEYS)}; got a "
@@ -492,7 +411,7 @@ def read_vqgan_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Return ``model.params`` of a taming/MaskGIT VQGAN ``model.yaml``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"VQGAN model.yaml not found: {path}")
+        raise MissingCheckpointError(f"VQGAN model.yaml not found: {path}")
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -522,12 +441,14 @@ def write_vqgan_yaml(path: str | os.PathLike, config: VQGANConfig) -> Path:
     return path
 
 
-def read_vqgan_checkpoint(
-    path: str | os.PathLike, *, trust_pickle: bool = True
-) -> dict[str, Tensor]:
-    """VQModel weights from a Lightning ``last.ckpt``, ``loss.*`` entries removed."""
+def read_vqgan_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
+    """VQModel weights from a Lightning ``last.ckpt``, ``loss.*`` entries removed.
+
+    The Lightning bookkeeping (callbacks, hyper-parameters) is read as inert
+    placeholders by :func:`di4c.checkpoints.load_container` and ignored.
+    """
     path = Path(path)
-    obj = _torch_load(path, "VQGAN Lightning checkpoint", trust_pickle)
+    obj = load_container(path, "VQGAN Lightning checkpoint", allow_objects=True)
     if not isinstance(obj, Mapping) or "state_dict" not in obj:
         found = sorted(map(str, obj))[:8] if isinstance(obj, Mapping) else type(obj)
         family = _guess_family(obj) if isinstance(obj, Mapping) else "not a dict"
@@ -680,122 +601,3 @@ def load_vqgan(
         yaml_path = fetch(remote_yaml, _local(local_paths, remote_yaml.config_key))
     ckpt_path = fetch(remote_ckpt, _local(local_paths, remote_ckpt.config_key))
     return vqgan_from_files(ckpt_path, yaml_path, config=config, device=device)
-
-
-# ---------------------------------------------------------------- suite denoiser
-def cfg_pair_inputs(
-    x_t: Tensor, cond: Tensor, lam: Tensor | None
-) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """Batched inputs for one classifier-free-guidance pass (method.md §4.1).
-
-    Returns ``(x, labels, drop, lam)`` of batch 2B: the conditional half first
-    (labels kept), then the unconditional half (labels dropped), with the SAME
-    lambda in both halves (pitfall 21).
-    """
-    b = x_t.shape[0]
-    drop = torch.zeros(2 * b, dtype=torch.bool, device=x_t.device)
-    drop[b:] = True
-    lam2 = None if lam is None else torch.cat([lam, lam], dim=0)
-    return torch.cat([x_t, x_t], 0), torch.cat([cond, cond], 0), drop, lam2
-
-
-class MaskGITDenoiser:
-    """A :class:`MaskTransformer` in the suite's denoiser convention.
-
-    ``den(x_t, t, lam=None, cond=None) -> log p(x0^d = v | x_t)`` with
-
-    - ``x_t``: LongTensor (B, 256) of code ids, the mask id ``codebook_size``
-      (1024) marking masked positions;
-    - ``t``: (B,) diffusion time, checked for shape but UNUSED: the MaskGIT
-      network has no time input (method.md §4.1);
-    - ``lam``: (B,) lambda for a Di4C student (drawn U(0, 1) per sample when
-      None); ignored by a teacher;
-    - ``cond``: LongTensor (B,) class labels in [0, nclass]; the value
-      ``nclass`` (1000, :attr:`null_label`) selects the dropped-label token,
-      i.e. the unconditional model; None means unconditional for all samples.
-
-    Returns float32 log-probabilities of shape (B, 256, 1025). The class axis
-    has 1025 entries: the 1024 codes plus the mask class (index 1024), normalised
-    jointly over all 1025. This is the distribution the authors' Di4C loss
-    (KLs and log-likelihoods over 1025 classes incl. the mask class, method.md
-    §4.3) and their sampler use; the mask class gets non-zero probability and
-    the authors clamp final codes to [0, 1023] before decoding.
-    """
-
-    def __init__(
-        self, net: MaskTransformer, *, generator: torch.Generator | None = None
-    ):
-        if not isinstance(net, MaskTransformer):
-            raise TypeError(f"net must be a MaskTransformer; got {type(net).__name__}")
-        self.net = net
-        cfg = net.config
-        self.num_classes = cfg.num_out_classes
-        self.is_mixture = cfg.is_student
-        self.mask_id = cfg.mask_id
-        self.null_label = cfg.null_label
-        self.num_tokens = cfg.num_tokens
-        self.generator = generator
-
-    def _lam(self, x_t: Tensor, lam: Tensor | None) -> Tensor | None:
-        if not self.is_mixture:
-            return None
-        if lam is None:
-            return draw_lambda(x_t.shape[0], x_t.device, self.generator)
-        return lam
-
-    def _labels(self, x_t: Tensor, cond: Tensor | None) -> Tensor:
-        b = x_t.shape[0]
-        if cond is None:
-            return torch.full(
-                (b,), self.null_label, dtype=torch.long, device=x_t.device
-            )
-        if cond.shape != (b,):
-            raise ValueError(
-                f"cond must have shape (B,) = ({b},); got {tuple(cond.shape)}"
-            )
-        cond = torch.where(cond == UNCOND, self.null_label, cond)
-        if bool(((cond < 0) | (cond > self.null_label)).any()):
-            raise ValueError(
-                f"cond labels must lie in [0, {self.null_label}] ({self.null_label} "
-                f"or {UNCOND} = unconditional)"
-            )
-        return cond.long()
-
-    def logits(
-        self, x_t: Tensor, lam: Tensor | None = None, cond: Tensor | None = None
-    ) -> Tensor:
-        """Raw network logits (B, 256, 1025); ``lam`` drawn for a student if None."""
-        labels = self._labels(x_t, cond)
-        return self.net(x_t, labels, labels == self.null_label, self._lam(x_t, lam))
-
-    def __call__(
-        self,
-        x_t: Tensor,
-        t: Tensor,
-        lam: Tensor | None = None,
-        cond: Tensor | None = None,
-    ) -> Tensor:
-        check_denoiser_inputs(x_t, t, lam)
-        return F.log_softmax(self.logits(x_t, lam, cond).float(), dim=-1)
-
-    def cfg_logits(
-        self, x_t: Tensor, cond: Tensor, lam: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Conditional and unconditional logits from ONE batched pass.
-
-        For a student the same lambda (drawn once if None) is used in both
-        halves, as the authors' sampler does (method.md §4.1, pitfall 21).
-        """
-        labels = self._labels(x_t, cond)
-        x2, y2, drop2, lam2 = cfg_pair_inputs(x_t, labels, self._lam(x_t, lam))
-        out = self.net(x2, y2, drop2, lam2)
-        return out[: x_t.shape[0]], out[x_t.shape[0] :]
-
-    def guided_logits(
-        self, x_t: Tensor, cond: Tensor, w: float | Tensor, lam: Tensor | None = None
-    ) -> Tensor:
-        """``(1 + w) * l_cond - w * l_uncond``; ``w`` a float or (B,) tensor."""
-        lc, lu = self.cfg_logits(x_t, cond, lam)
-        if isinstance(w, Tensor):
-            w = w.reshape(-1, 1, 1).to(lc.dtype)
-        return (1 + w) * lc - w * lu

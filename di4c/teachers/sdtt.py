@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,11 @@ import torch
 from torch import Tensor
 
 from di4c.artifacts import atomic_path
+from di4c.checkpoints import (
+    CheckpointFormatError,
+    MissingCheckpointError,
+    load_container,
+)
 from di4c.download import RemoteFile, fetch
 from di4c.networks.dit import DIT, DiTConfig
 
@@ -57,10 +60,6 @@ OPTIONAL_PREFIXES = ("latent_projection.",)  # may be missing from a file (pitfa
 LOCAL_KEY = "openwebtext.paper.local"
 
 Weights = Literal["raw", "ema"]
-
-
-class CheckpointFormatError(ValueError):
-    """A file is not a readable SDTT / Di4C DiT checkpoint; the message says why."""
 
 
 # ----------------------------------------------------------------------------------
@@ -165,52 +164,6 @@ def _sniff(path: Path) -> str:
     )
 
 
-class _Opaque:
-    """Stand-in for a pickled object whose class cannot be imported here."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        self.args, self.kwargs = args, kwargs
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-
-class _LenientUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return type(name, (_Opaque,), {"__module__": f"di4c_opaque.{module}"})
-
-
-_lenient_pickle = types.ModuleType("di4c_lenient_pickle")
-_lenient_pickle.Unpickler = _LenientUnpickler  # type: ignore[attr-defined]
-_lenient_pickle.load = pickle.load  # type: ignore[attr-defined]
-
-
-def _torch_load(path: Path, trust_pickle: bool) -> Any:
-    try:
-        if trust_pickle:
-            return torch.load(
-                path,
-                map_location="cpu",
-                weights_only=False,
-                pickle_module=_lenient_pickle,
-            )
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointFormatError(
-            f"{path}: the checkpoint holds pickled Python objects that a weights-only "
-            f"load refuses ({str(e).splitlines()[0]}). If the file comes from a "
-            "trusted source (e.g. the Zenodo release), load it with trust_pickle=True."
-        ) from e
-    except (RuntimeError, EOFError, OSError) as e:
-        raise CheckpointFormatError(
-            f"{path}: cannot read the torch checkpoint; the file is truncated or "
-            f"corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-        ) from e
-
-
 def _read_safetensors(path: Path) -> dict[str, Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -243,19 +196,20 @@ def read_checkpoint(
     path: str | os.PathLike,
     *,
     config_path: str | os.PathLike | None = None,
-    trust_pickle: bool = False,
 ) -> DiTCheckpoint:
     """Read a safetensors (HF) or Lightning DiT checkpoint; the format is sniffed.
 
     ``config_path`` names a ``config.json``; for a file named
     ``model.safetensors`` (HF layout) a sibling ``config.json`` is used if
-    present. ``trust_pickle`` allows a full unpickle of Lightning bookkeeping
-    (classes that are not importable become inert placeholders); the default
-    is a weights-only load.
+    present. A Lightning file is read with
+    :func:`di4c.checkpoints.load_container`: its bookkeeping (hyper-parameters,
+    callback states) becomes inert placeholders, never running code.
     """
     path = Path(path)
+    if not path.exists():
+        raise MissingCheckpointError(f"DiT checkpoint not found: {path}")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file does not exist: {path}")
+        raise CheckpointFormatError(f"{path}: a DiT checkpoint must be a file")
     kind = _sniff(path)
     ema = None
     if kind == "safetensors":
@@ -269,7 +223,7 @@ def read_checkpoint(
         ):
             config_path = sibling
     else:
-        obj = _torch_load(path, trust_pickle)
+        obj = load_container(path, "Lightning DiT checkpoint", allow_objects=True)
         if not isinstance(obj, Mapping) or "state_dict" not in obj:
             top = ", ".join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else ""
             raise CheckpointFormatError(
@@ -476,7 +430,6 @@ def init_student(
     config_path: str | os.PathLike | None = None,
     seed: int | None = None,
     weights: Weights = "raw",
-    trust_pickle: bool = False,
     remote: RemoteFile | None = None,
 ) -> DIT:
     """A Di4C student initialised from a checkpoint, ready to train (train mode).
@@ -492,7 +445,7 @@ def init_student(
             config_path = fetch(sdtt_config_file(source))
     else:
         path = Path(source)
-    ckpt = read_checkpoint(path, config_path=config_path, trust_pickle=trust_pickle)
+    ckpt = read_checkpoint(path, config_path=config_path)
     net = _build(ckpt, is_di4c=True, seed=seed)
     load_into(net, ckpt, weights=weights)
     return net
@@ -503,7 +456,6 @@ def load_student(
     local_path: str | os.PathLike | None = None,
     *,
     weights: Weights = "raw",
-    trust_pickle: bool = False,
     remote: RemoteFile | None = None,
     device: torch.device | str = "cpu",
 ) -> DIT:
@@ -521,7 +473,7 @@ def load_student(
         if round is not None
         else Path(local_path)
     )
-    ckpt = read_checkpoint(path, trust_pickle=trust_pickle)
+    ckpt = read_checkpoint(path)
     if not infer_config(ckpt).is_di4c:
         raise CheckpointFormatError(
             f"{path}: no latent_projection.* entries: this is a product (SDTT) "
@@ -536,7 +488,6 @@ def load_di4c_teacher(
     local_path: str | os.PathLike,
     *,
     weights: Weights = "raw",
-    trust_pickle: bool = False,
     device: torch.device | str = "cpu",
 ) -> DIT:
     """A round-1 Di4C student as the frozen mixture teacher of di4c² (§5.4).
@@ -545,9 +496,7 @@ def load_di4c_teacher(
     student-architecture teacher and switch its lambda token on
     (``is_teacher_di4c``), so its one-step samples are mixture samples.
     """
-    net = load_student(
-        local_path=local_path, weights=weights, trust_pickle=trust_pickle, device=device
-    )
+    net = load_student(local_path=local_path, weights=weights, device=device)
     net.use_lambda = True
     return net
 
@@ -627,7 +576,6 @@ def save_lightning_ckpt(
 
 
 __all__ = [
-    "CheckpointFormatError",
     "DiTCheckpoint",
     "LoadReport",
     "di4c2_student_file",

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from di4c.artifacts import atomic_path
-from di4c.denoiser import check_denoiser_inputs, draw_lambda
+from di4c.checkpoints import CheckpointFormatError, load_container
 from di4c.download import RemoteFile, fetch
 from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
 from di4c.pins import check_or_pin
@@ -46,8 +46,6 @@ __all__ = [
     "DI4C_STUDENT_FILE",
     "TAULDR_TEACHER_FILE",
     "TauLDRCheckpoint",
-    "TauLDRCheckpointError",
-    "TauLDRDenoiser",
     "init_student",
     "load_into",
     "load_student",
@@ -93,10 +91,6 @@ DI4C_STUDENT_FILE = RemoteFile(
 )
 
 
-class TauLDRCheckpointError(ValueError):
-    """A file is not a usable tauLDR / Di4C-tauLDR checkpoint; the message says why."""
-
-
 def student_only_keys(keys: Sequence[str]) -> list[str]:
     """The bare UNet keys only the Di4C student has (lambda modules, ``dense1``)."""
     return [k for k in keys if k.startswith(_STUDENT_TOP) or ".dense1." in k]
@@ -137,25 +131,11 @@ class TauLDRCheckpoint:
             return self.raw
         if which == "ema":
             if self.ema is None:
-                raise TauLDRCheckpointError(
+                raise CheckpointFormatError(
                     f"{self.path}: has no ema_shadow_params; use weights='raw'"
                 )
             return self.ema
         raise ValueError(f"weights must be 'raw' or 'ema'; got {which!r}")
-
-
-def _torch_load(path: Path) -> Any:
-    if not path.is_file():
-        raise TauLDRCheckpointError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise TauLDRCheckpointError(f"{path}: the file is empty")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for damaged files
-        raise TauLDRCheckpointError(
-            f"{path}: cannot be read as a torch checkpoint: the file is truncated, "
-            f"corrupt or of another format ({type(e).__name__}: {str(e)[:300]})"
-        ) from e
 
 
 def _bare_key(key: str) -> str | None:
@@ -167,13 +147,18 @@ def _bare_key(key: str) -> str | None:
 
 
 def read_checkpoint(path: str | os.PathLike) -> TauLDRCheckpoint:
-    """Read a tauLDR container; raise :class:`TauLDRCheckpointError` naming the file."""
+    """Read a tauLDR container; raise a :class:`~di4c.checkpoints.CheckpointError` naming the file.
+
+    Read with :func:`di4c.checkpoints.load_container` (``allow_objects``: the
+    published files come from the authors' training code; any pickled
+    bookkeeping stays inert).
+    """
     path = Path(path)
-    obj = _torch_load(path)
+    obj = load_container(path, "tauLDR checkpoint", allow_objects=True)
     model = obj.get("model") if isinstance(obj, Mapping) else None
     if not isinstance(model, Mapping):
         found = [str(k) for k in obj][:8] if isinstance(obj, Mapping) else type(obj)
-        raise TauLDRCheckpointError(
+        raise CheckpointFormatError(
             f"{path}: not a tauLDR checkpoint: expected a dict with a 'model' entry "
             f"holding 'net.*' tensors (and 'optimizer', 'n_iter'); found {found}"
         )
@@ -187,7 +172,7 @@ def read_checkpoint(path: str | os.PathLike) -> TauLDRCheckpoint:
         raw[bare] = value
     unknown = [k for k in model if _bare_key(k) is None and k not in EMA_KEYS]
     if not raw or unknown:
-        raise TauLDRCheckpointError(
+        raise CheckpointFormatError(
             f"{path}: not a tauLDR checkpoint: its 'model' entry should hold 'net.*' "
             f"tensors and {list(EMA_KEYS)}; found {len(raw)} 'net.*' tensors and "
             f"other entries {unknown[:5]}"
@@ -211,14 +196,14 @@ def _match_shadow(path: Path, raw: dict[str, Tensor], shadow: Any) -> dict[str, 
     """Map the shadow list onto the raw keys by position (``parameters()`` order)."""
     if not isinstance(shadow, (list, tuple)) or len(shadow) != len(raw):
         n = len(shadow) if isinstance(shadow, (list, tuple)) else type(shadow).__name__
-        raise TauLDRCheckpointError(
+        raise CheckpointFormatError(
             f"{path}: ema_shadow_params should be a list of {len(raw)} tensors (one "
             f"per 'net.*' parameter); found {n}"
         )
     for i, ((key, value), s) in enumerate(zip(raw.items(), shadow, strict=True)):
         if not torch.is_tensor(s) or s.shape != value.shape:
             got = tuple(s.shape) if torch.is_tensor(s) else type(s).__name__
-            raise TauLDRCheckpointError(
+            raise CheckpointFormatError(
                 f"{path}: ema_shadow_params[{i}] has shape {got} but the parameter at "
                 f"that position, '{key}', has {tuple(value.shape)}; the shadow list "
                 "does not follow the parameter order"
@@ -258,7 +243,7 @@ def load_into(
             hint = " The file is a Di4C student checkpoint: use load_student_file."
         elif net.is_mixture and not ckpt.is_student:
             hint = " The file is a teacher checkpoint: use init_student to start one."
-        raise TauLDRCheckpointError(
+        raise CheckpointFormatError(
             f"{ckpt.path}: {family} checkpoint does not fit this {kind} network: "
             f"{len(bad_missing)} entries missing from the file (e.g. {bad_missing[:3]})"
             f", {len(extra)} file entries unknown to the network (e.g. {extra[:3]})."
@@ -270,7 +255,7 @@ def load_into(
         if k in src and src[k].shape != v.shape
     ]
     if wrong:
-        raise TauLDRCheckpointError(
+        raise CheckpointFormatError(
             f"{ckpt.path}: tensor shapes do not match the network built from "
             f"{net.config}: {wrong[:3]}; pass the config the file was trained with"
         )
@@ -315,7 +300,7 @@ def load_student_file(
     """A trained Di4C student from a container file (EMA weights), frozen, eval."""
     ckpt = read_checkpoint(path)
     if not ckpt.is_student:
-        raise TauLDRCheckpointError(
+        raise CheckpointFormatError(
             f"{ckpt.path}: no lambda modules (lemb_modules, dense1, ...): this is a "
             "teacher (product) checkpoint, not a Di4C student; use load_teacher_file, "
             "or init_student to start a student from it"
@@ -344,7 +329,7 @@ def init_student(
     """
     ckpt = source if isinstance(source, TauLDRCheckpoint) else read_checkpoint(source)
     if ckpt.is_student:
-        raise TauLDRCheckpointError(
+        raise CheckpointFormatError(
             f"{ckpt.path}: already a Di4C student checkpoint; use load_student_file "
             "(or load_into with the student's weights) to continue from it"
         )
@@ -378,7 +363,7 @@ def _extract_teacher(archive: Path) -> Path:
         if len(hits) > 1:
             hits = [n for n in hits if "cifar" in n.lower()] or hits
         if len(hits) != 1:
-            raise TauLDRCheckpointError(
+            raise CheckpointFormatError(
                 f"{archive}: a zip archive that should hold exactly one "
                 f"{TEACHER_CKPT_NAME}; found {hits or 'none'} among {names[:10]}. "
                 f"Extract the checkpoint by hand and set config key "
@@ -524,41 +509,3 @@ def save_checkpoint(
     with atomic_path(path) as tmp:
         torch.save(container, tmp)
     return path
-
-
-# ----------------------------------------------------------------------------------
-# Suite denoiser adapter
-# ----------------------------------------------------------------------------------
-
-
-class TauLDRDenoiser:
-    """A :class:`TauLDRUNet` in the suite's denoiser convention (di4c/denoiser.py).
-
-    ``(x_t (B, D) long, t (B,), lam (B,) or None, cond=None) -> (B, D, S)``
-    log-probabilities (log-softmax of the logistic logits). A teacher ignores
-    ``lam``; a mixture student draws a fresh lam ~ U(0, 1) per sample when it is
-    None. Train/eval mode and gradients are the caller's choice.
-    """
-
-    def __init__(self, net: TauLDRUNet):
-        self.net = net
-        self.num_classes = net.config.S
-        self.is_mixture = net.is_mixture
-
-    def __call__(
-        self,
-        x_t: Tensor,
-        t: Tensor,
-        lam: Tensor | None = None,
-        cond: Tensor | None = None,
-    ) -> Tensor:
-        check_denoiser_inputs(x_t, t, lam)
-        if cond is not None:
-            raise ValueError(
-                "cond must be None: the CIFAR-10 tauLDR networks are unconditional"
-            )
-        if not self.is_mixture:
-            lam = None
-        elif lam is None:
-            lam = draw_lambda(x_t.shape[0], x_t.device)
-        return torch.log_softmax(self.net(x_t, t, lam), dim=-1)
