@@ -222,7 +222,7 @@ class RestrictedUnpickler(pickle._Unpickler):
 
     Based on the pure-Python unpickler, so the opcodes that could reach code
     without ``find_class`` are closed too: BUILD is allowed only on
-    placeholders, tensors and ordered dicts (never on a class object), and the
+    placeholders, tensors and dicts (never on a class object), and the
     copyreg extension opcodes (a process-wide cache) are refused.
     ``inert_seen`` lists the placeholder globals met.
     """

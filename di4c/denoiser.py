@@ -65,6 +65,11 @@ def check_denoiser_inputs(x_t: Tensor, t: Tensor, lam: Tensor | None = None) -> 
         raise ValueError(
             f"lam must have shape (B,) = ({x_t.shape[0]},) or be None; got {tuple(lam.shape)}"
         )
+    if lam is not None and lam.numel() and not bool(((lam >= 0) & (lam <= 1)).all()):
+        raise ValueError(
+            f"lam must lie in [0, 1] (the mixture variable, Sec. 4 of the paper); "
+            f"got min {float(lam.min())}, max {float(lam.max())}"
+        )
 
 
 class NetDenoiser(ABC):

@@ -231,6 +231,28 @@ def _teacher_given_lambda(tmp):
     )
 
 
+def _float_tokens_into_maskgit(tmp):
+    from di4c.networks.maskgit import MaskGITConfig, MaskTransformer
+
+    cfg = MaskGITConfig(
+        hidden_dim=16,
+        codebook_size=8,
+        nclass=4,
+        depth=1,
+        heads=2,
+        mlp_dim=32,
+        img_size=64,
+    )
+    MaskTransformer(cfg)(torch.full((1, 16), 2.7), torch.tensor([1.9]))
+
+
+def _lambda_out_of_range(tmp):
+    from di4c.networks.small import MLPDenoiser
+
+    net = MLPDenoiser(2, 3, 3, hidden=8, mixture=True)
+    net(torch.zeros(1, 2, dtype=torch.long), torch.tensor([0.5]), torch.tensor([5.0]))
+
+
 def _pixels_out_of_range(tmp):
     from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
 
@@ -498,6 +520,20 @@ CASES = [
         ),
         ValueError,
         r"teacher_last must be in \[0, num_steps=4\]; got 5",
+    ),
+    (
+        "network-float-tokens",
+        "float code ids and labels given to the MaskGIT transformer",
+        _float_tokens_into_maskgit,
+        ValueError,
+        r"img_tokens must be an integer tensor of ids; got torch.float32",
+    ),
+    (
+        "lambda-out-of-range",
+        "lambda = 5.0 given to a mixture student",
+        _lambda_out_of_range,
+        ValueError,
+        r"lam must lie in \[0, 1\].*max 5.0",
     ),
     (
         "teacher-given-lambda",

@@ -183,3 +183,24 @@ def test_cond_is_refused_by_unconditional_networks():
         den, x, t = _make(family, mixture=False)
         with pytest.raises(ValueError, match="cond must be None"):
             den(x, t, cond=torch.zeros(B, dtype=torch.long))
+
+
+def test_wrong_inputs_are_refused_at_the_network_boundary():
+    """Float ids are not truncated; lambda outside [0, 1] or NaN is refused."""
+    for family in FAMILIES:
+        den, x, t = _make(family, mixture=True)
+        for lam in (torch.full((B,), 5.0), torch.full((B,), float("nan"))):
+            with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
+                den(x, t, lam)
+        with pytest.raises(ValueError, match="x_t must be an integer tensor"):
+            den(x.float(), t)
+    den, x, t = _make("maskgit", mixture=False)
+    with pytest.raises(ValueError, match="integer class labels"):
+        den(x, t, cond=torch.full((B,), 2.7))
+    with pytest.raises(ValueError, match="labels must be an integer tensor"):
+        den.net(x, torch.full((B,), 2.7))
+    with pytest.raises(ValueError, match="img_tokens must be an integer tensor"):
+        den.net(x.float(), torch.zeros(B, dtype=torch.long))
+    den, x, t = _make("dit", mixture=False)
+    with pytest.raises(ValueError, match="indices must be an integer tensor"):
+        den.net(x.float(), torch.zeros(B))

@@ -382,6 +382,10 @@ class DIT(nn.Module):
             raise ValueError(
                 f"indices must have shape (B, L); got {tuple(indices.shape)}"
             )
+        if indices.dtype.is_floating_point or indices.dtype.is_complex:
+            raise ValueError(
+                f"indices must be an integer tensor of token ids; got {indices.dtype}"
+            )
         batch, length = indices.shape
         if sigma.shape != (batch,):
             raise ValueError(

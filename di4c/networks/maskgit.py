@@ -378,6 +378,12 @@ class MaskTransformer(nn.Module):
             raise ValueError(
                 f"labels must have shape (B,) = ({b},); got {tuple(labels.shape)}"
             )
+        for name, ids in (("img_tokens", img_tokens), ("labels", labels)):
+            if ids.dtype.is_floating_point or ids.dtype.is_complex:
+                raise ValueError(
+                    f"{name} must be an integer tensor of ids; got {ids.dtype} "
+                    "(a float would be truncated)"
+                )
         cls_tok = labels.reshape(b, 1).long() + cfg.class_offset
         if drop_label is not None:
             if drop_label.numel() != b:
@@ -476,6 +482,8 @@ class MaskGITDenoiser(NetDenoiser):
             raise ValueError(
                 f"cond must have shape (B,) = ({b},); got {tuple(cond.shape)}"
             )
+        if cond.dtype.is_floating_point or cond.dtype.is_complex:
+            raise ValueError(f"cond must hold integer class labels; got {cond.dtype}")
         cond = torch.where(cond == UNCOND, self.null_label, cond)
         if bool(((cond < 0) | (cond > self.null_label)).any()):
             raise ValueError(
