@@ -16,6 +16,7 @@ Writes ``{"x": states (n, D), "seeds", "cell", "models", "nfe", "cond", "shape"}
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -106,7 +107,8 @@ def main(args) -> None:
         per_step = hybrid_schedule(dens[first], dens[last], cell.steps, cell.teacher_last)
     names = [next(m for m, d in dens.items() if d is den) for den in per_step]
     process = setting.process(cfg, device, cards[first])
-    D = setting.num_dims(cards[first])
+    shape = list(setting.sample_shape(cfg, cards[first], Path(args.data_dir)))
+    D = math.prod(shape)
     seeds = sample_seeds(s["seed"], s["num_samples"])
     cond_all = setting.conditions(cfg, Path(args.data_dir), len(seeds))
     sampler = SAMPLERS[s["sampler"]]
@@ -134,13 +136,17 @@ def main(args) -> None:
         "models": names,
         "nfe": nfe / len(seeds),
         "cond": cond_all,
-        "shape": list(setting.sample_shape(cfg, cards[first], Path(args.data_dir))),
+        "shape": shape,
     }
     save_torch(args.out, record)
     write_json(
         meta_path_for(args.out),
         provenance(
-            config={"sample": s, "cell": cell.record(), "options": opts},
+            config={
+                "sample": s,
+                "cell": cell.record(),
+                "options": {k: str(v) for k, v in opts.items()},
+            },
             inputs={m: Path(c.folder) / "model.json" for m, c in cards.items()},
             seeds={"rule": "sample i uses seed + i", "first": seeds[0], "last": seeds[-1]},
             wall_time_s=time.time() - t0,

@@ -39,6 +39,11 @@ class Cited:
 C = Cited  # short alias for the adapters' tables
 
 
+def _plain(v: Any) -> Any:
+    """Tuples become lists (the configuration is JSON)."""
+    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+
 def split_cited(tree: dict, prefix: str = "") -> tuple[dict, dict[str, Cited]]:
     """``(values, sources)`` of a nested dict whose leaves may be :class:`Cited`."""
     values: dict = {}
@@ -46,13 +51,13 @@ def split_cited(tree: dict, prefix: str = "") -> tuple[dict, dict[str, Cited]]:
     for key, v in tree.items():
         dotted = f"{prefix}{key}"
         if isinstance(v, Cited):
-            values[key] = v.value
+            values[key] = _plain(v.value)
             sources[dotted] = v
         elif isinstance(v, dict):
             values[key], sub = split_cited(v, dotted + ".")
             sources.update(sub)
         else:
-            values[key] = v
+            values[key] = _plain(v)
     return values, sources
 
 
@@ -183,14 +188,12 @@ class Setting:
         return {}
 
     def teacher_of(self, cfg: dict) -> dict[str, str]:
-        """Each evaluated model's root product teacher (the speed-up reference)."""
-        from di4c.cli.sample import root_teacher
+        """Each evaluated student's root product teacher (the speed-up reference)."""
+        from di4c.cli.sample import cell_models, root_teacher
 
         out = {}
-        for m, spec in cfg["models"].items():
-            if spec["source"] in ("distill", "released"):
-                out[m] = root_teacher(cfg, m)
-        hybrid = cfg["sweep"].get("hybrid")
-        if hybrid:
-            out["hybrid"] = root_teacher(cfg, hybrid["student"])
+        for cell in self.cells(cfg):
+            first, last = cell_models(cfg, cell)
+            if cfg["models"][first]["source"] in ("distill", "released"):
+                out[cell.model] = last or root_teacher(cfg, first)
         return out

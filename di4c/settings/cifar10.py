@@ -292,9 +292,6 @@ class Cifar10(ImageScoring, Setting):
     def sample_shape(self, cfg, card, data_dir):
         return list(self.net_config(card).image_shape)
 
-    def num_dims(self, card: ModelCard) -> int:
-        return self.net_config(card).num_dims
-
     def sampler_options(self, cfg: dict, cell) -> dict:
         return {"t_min": cfg["sample"]["t_min"]}
 
@@ -302,7 +299,7 @@ class Cifar10(ImageScoring, Setting):
         from di4c.settings.base import Cell
 
         sw = cfg["sweep"]
-        cells = [Cell("teacher", n, n) for n in sw["teacher_steps"]]
+        cells = [Cell("teacher", n) for n in sw["teacher_steps"]]
         cells += [Cell(m, n) for m in sw["students"] for n in sw["student_steps"]]
         if sw.get("hybrid"):
             cells += [Cell("hybrid", n, l) for n, l in sw["hybrid"]["cells"]]

@@ -371,9 +371,6 @@ class ImageNet(ImageScoring, Setting):
         )
 
     # ------------------------------------------------------------------ sampling
-    def num_dims(self, card: ModelCard) -> int:
-        return self.net_config(card).num_tokens
-
     def sample_shape(self, cfg, card, data_dir):
         return [self.net_config(card).num_tokens]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from di4c.models import ModelCard
-from di4c.networks.dit import DIT, DiTDenoiser
+from di4c.networks.dit import DIT, DiTConfig, DiTDenoiser
 from di4c.processes.masked import MaskedProcess
 from di4c.settings.base import C, Cell, Setting
 
@@ -236,16 +236,19 @@ class OpenWebText(Setting):
         config = card.path("config") if "config" in card.files else None
         return read_checkpoint(card.path(), config_path=config)
 
-    def net_config(self, card: ModelCard):
+    def net_config(self, card: ModelCard, ckpt=None) -> DiTConfig:
+        """The card's network (ours), else what the published file says."""
+        if card.network is not None:
+            return DiTConfig(**card.network)
         from di4c.teachers.sdtt import infer_config
 
-        return infer_config(self._checkpoint(card), is_di4c=card.is_mixture)
+        return infer_config(ckpt or self._checkpoint(card), is_di4c=card.is_mixture)
 
     def load_net(self, card: ModelCard, device, weights=None):
-        from di4c.teachers.sdtt import infer_config, load_into
+        from di4c.teachers.sdtt import load_into
 
         ckpt = self._checkpoint(card)
-        net = DIT(infer_config(ckpt, is_di4c=card.is_mixture))
+        net = DIT(self.net_config(card, ckpt))
         load_into(net, ckpt, weights=weights or "raw")
         return net.to(device)
 
@@ -400,15 +403,13 @@ class OpenWebText(Setting):
         return {"val_nelbo_nats_per_token": nelbo}
 
     # ------------------------------------------------------------------ sampling
-    def num_dims(self, card: ModelCard) -> int:
-        return self.net_config(card).length
-
     def sample_shape(self, cfg, card, data_dir):
-        return [self.net_config(card).length]
+        """Sequences of ``data.length`` tokens (the network's length is nominal)."""
+        return [cfg["data"]["length"]]
 
     def sampler_options(self, cfg: dict, cell: Cell) -> dict:
         noise = cell.noise or cfg["sample"]["noise"]
-        return {
+        return {  # the noise precision is explicit in every OWT cell id
             "t_end": cfg["sample"]["t_end"],
             "method": "gumbel",
             "noise_dtype": NOISE_DTYPES[noise],
@@ -417,9 +418,8 @@ class OpenWebText(Setting):
     def cells(self, cfg: dict) -> list[Cell]:
         """Every teacher and student at every step count, per sampling-noise precision."""
         sw = cfg["sweep"]
-        noises = [None] if sw["noise"] == [cfg["sample"]["noise"]] else sw["noise"]
         cells = []
-        for noise in noises:
+        for noise in sw["noise"]:
             cells += [Cell(t, n, noise=noise) for t in sw["teachers"] for n in sw["teacher_steps"]]
             cells += [Cell(m, n, noise=noise) for m in sw["students"] for n in sw["student_steps"]]
             if sw.get("hybrid"):
