@@ -106,7 +106,7 @@ def main(args) -> None:
     else:
         per_step = hybrid_schedule(dens[first], dens[last], cell.steps, cell.teacher_last)
     names = [next(m for m, d in dens.items() if d is den) for den in per_step]
-    process = setting.process(cfg, device, cards[first])
+    process = setting.process(cfg, device, cards[first], cell)
     shape = list(setting.sample_shape(cfg, cards[first], Path(args.data_dir)))
     D = math.prod(shape)
     seeds = sample_seeds(s["seed"], s["num_samples"])

@@ -189,7 +189,7 @@ class Cifar10(ImageScoring, Setting):
         return x0.long(), None
 
     # ------------------------------------------------------------------ process
-    def process(self, cfg: dict, device, card: ModelCard | None = None) -> GaussianRateProcess:
+    def process(self, cfg: dict, device, card=None, cell=None) -> GaussianRateProcess:
         return GaussianRateProcess(device=device, **cfg["process"])
 
     # ------------------------------------------------------------------ models

@@ -267,7 +267,7 @@ class ImageNet(ImageScoring, Setting):
         return val_labels_in_loader_order(cfg["data"]["root"], seed, n)
 
     # ------------------------------------------------------------------ process
-    def process(self, cfg: dict, device, card: ModelCard) -> MaskedProcess:
+    def process(self, cfg: dict, device, card: ModelCard, cell=None) -> MaskedProcess:
         """The absorbing process over the model's codes (mask id = codebook size)."""
         return MaskedProcess(self.net_config(card).codebook_size, cfg["process"]["schedule"])
 
