@@ -57,7 +57,7 @@ def sdtt_times(B, rng, T=1024, distil_prob=0.3, distil_delta=0.02) -> TimeDraw:
     sequence, which is the same rule at their batch size. Reproduces their
     double discretisation: the network/region time is floor(T t)/T + 1/T, the
     masking time discretises it once more, and the teacher steps
-    dt = min(1/T, t/2) from there (method.md pitfall 9).
+    dt = min(1/T, t/2) from there (docs/implementation-notes.md#sdtt-time-grid).
     """
     rng = as_rng(rng)
     base = rng.rand(B)
