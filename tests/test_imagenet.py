@@ -29,9 +29,6 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import snakemake
-
-from di4c.checkpoints import CheckpointFormatError
-from di4c.cli import imagenet_sample, imagenet_table
 from di4c.cli.imagenet_common import (
     drop_labels,
     load_network,
@@ -40,6 +37,9 @@ from di4c.cli.imagenet_common import (
     save_network,
 )
 from di4c.cli.imagenet_distill import DistillConfig, make_loss_fn, rules_from
+
+from di4c.checkpoints import CheckpointFormatError
+from di4c.cli import imagenet_sample, imagenet_table
 from di4c.data.imagenet import (
     CONFIG_KEY_IMAGENET_DIR,
     MinMaxImages,
