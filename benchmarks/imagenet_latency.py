@@ -2,9 +2,9 @@
 
     python benchmarks/imagenet_latency.py [--batch 1 --steps 4 --cfg 3 --reps 3]
 
-Paper (paper-numbers.md): for ImageNet the overhead is "within noise"; the
-authors time the whole ``sample()`` call, VQGAN decoding included (method.md
-§4.7, pitfall 24). Here both transformers have the paper's size (24 layers,
+Paper (Sec. 5.2; docs/method.md#published-values): for ImageNet the overhead
+is "within noise"; the authors time the whole ``sample()`` call, VQGAN decoding
+included (docs/method.md#latency, docs/implementation-notes.md#latency-timing). Here both transformers have the paper's size (24 layers,
 768 wide, 16 x 16 codes + class token; the student adds the lambda token and
 its ``latent_projection``) and the paper VQGAN f16 decoder, all with random
 weights, fp32 on CPU. One timed call = the MaskGIT confidence sampler with the
@@ -79,7 +79,7 @@ def main(argv=None) -> None:
         lambda d: sample_no_grad(d, vq, args),
         args,
         "imagenet",
-        fallback="within noise (ImageNet, paper-numbers.md)",
+        fallback="within noise (ImageNet, paper)",
         t_start=t_start,
         params={"vqgan": sum(p.numel() for p in vq.parameters())},
         setting={"decode": "VQGAN f16"},

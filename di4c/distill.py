@@ -1,4 +1,7 @@
-"""One evaluation of the Di4C objective on a batch of clean data (method.md §1.2-§1.3, §3.3-§5.3).
+"""One evaluation of the Di4C objective on a batch of clean data.
+
+See docs/method.md#loss-terms, docs/method.md#training-inputs and
+docs/method.md#time-sampling-and-regions.
 
 Wires a teacher and a student denoiser, a forward process and the setting's
 :class:`~di4c.settings.rules.DistillRules` into the pure loss functions of
@@ -59,7 +62,10 @@ def _maskgit(
     r_temp=4.5,
     sm_temp=1.0,
 ):
-    """MaskGIT one-step of an N-step teacher at progress r (``one_step_denoise``, §4.3)."""
+    """MaskGIT one-step of an N-step teacher at progress r (authors' ``MaskGIT.one_step_denoise``).
+
+    See docs/method.md#imagenet-times.
+    """
     r = 1 - times.t
     gamma_next = torch.arccos((r + r_delta).clamp(max=1)) / (math.pi / 2)
     D = x_t.shape[1]
@@ -111,7 +117,7 @@ def teacher_logp_at(
     """Teacher log-probs at x for each of K copies (B, K, D, S) and their marginals (B, D, S).
 
     A product teacher is evaluated once and broadcast; a mixture teacher (the
-    round-1 student of di4c^2, method.md §5.4) gets K rows with fresh lambdas
+    round-1 student of di4c^2, docs/method.md#iterated-distillation-di4c2) gets K rows with fresh lambdas
     (``rng`` covers the B * K rows).
     """
     B = x.shape[0]

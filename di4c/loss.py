@@ -1,6 +1,8 @@
 """The Di4C estimator and loss terms as pure functions of log-probabilities.
 
-Paper Sec. 4 (losses L_distil, L_consis) and the authors' code (method.md §1):
+The paper's losses L_distil and L_consis as the authors' code computes them
+(docs/method.md#estimator; authors' ``tauldr/lib/losses/losses.py``,
+``maskgit-pytorch/Trainer/vit.py``, ``sdtt/src/sdtt/core/distill/multi_round_sdtt.py``):
 for one conditioning state x_t, a mixture student is evaluated with K lambda
 samples, giving per-dimension log-probs ``logp`` of shape (B, K, D, S).
 
@@ -39,7 +41,11 @@ def _check_logp(logp: Tensor) -> None:
 
 
 def log_marginals(logp: Tensor) -> Tensor:
-    """log m^d(v) = logsumexp_k logp[:, k, d, v] - log K, shape (B, D, S) (pitfall 2)."""
+    """log m^d(v) = logsumexp_k logp[:, k, d, v] - log K, shape (B, D, S).
+
+    Marginals average probabilities, not logits
+    (docs/implementation-notes.md#marginals-average-probabilities).
+    """
     _check_logp(logp)
     return torch.logsumexp(logp, dim=1) - math.log(logp.shape[1])
 
@@ -48,7 +54,8 @@ def component_loglik(logp: Tensor, x: Tensor) -> Tensor:
     """Per-dimension log-likelihoods logp[b, k, d, x[b, m, d]], shape (B, K, M, D).
 
     ``x`` holds M target points per conditioning state, shape (B, M, D); each
-    point is scored by *all* K components (pitfall 3).
+    point is scored by *all* K components
+    (docs/implementation-notes.md#shared-lambda-samples).
     """
     _check_logp(logp)
     B, K, D, S = logp.shape
@@ -70,7 +77,7 @@ def log_product_of_marginals(log_m: Tensor, x: Tensor) -> Tensor:
 
 
 def correlation_term(logp: Tensor, x: Tensor, use_cv: bool = True) -> Tensor:
-    """C(x) of method.md §1.1, shape (B, M)."""
+    """C(x) of the estimator (docs/method.md#estimator), shape (B, M)."""
     log_q_hat = log_mixture_likelihood(logp, x)
     if not use_cv:
         return -log_q_hat
@@ -95,7 +102,7 @@ def consistency_loss(
     use_cv: bool = True,
     dim_chunk: int | None = None,
 ) -> Tensor:
-    """L_consis for each conditioning state, shape (B,) (paper Sec. 4, method.md §1.2).
+    """L_consis for each conditioning state, shape (B,) (docs/method.md#consistency-term).
 
     Args:
         logp_t: student log-probs at (x_t, t) for K lambdas, (B, K, D, S); gets gradients.
@@ -130,7 +137,9 @@ def consistency_loss(
 def distillation_loss(
     teacher_logp: Tensor, student_logp: Tensor, dim_chunk: int | None = None
 ) -> Tensor:
-    """(1/K) sum_k sum_d KL(teacher^d || student_k^d), shape (B,) (pitfall 4).
+    """(1/K) sum_k sum_d KL(teacher^d || student_k^d), shape (B,).
+
+    Per-component distillation (docs/implementation-notes.md#per-component-distillation).
 
     ``teacher_logp`` is (B, D, S) (one teacher pass, broadcast over the K
     components) or (B, K, D, S); ``student_logp`` is (B, K, D, S).
@@ -178,7 +187,11 @@ def data_loss(
 
 
 def alpha_sigmoid(t: Tensor, const: float = 1.0) -> Tensor:
-    """alpha(t) = const * sigmoid(20 (t - 1/2)) (method.md §6; pitfall 6)."""
+    """alpha(t) = const * sigmoid(20 (t - 1/2)).
+
+    Orientation and constants: docs/method.md#data-term,
+    docs/implementation-notes.md#alpha-orientation.
+    """
     return const * torch.sigmoid(20 * (t - 0.5))
 
 

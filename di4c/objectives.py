@@ -40,7 +40,13 @@ class MaskGITLoss:
 
 
 def maskgit_cross_entropy(
-    net, process, x0: Tensor, labels: Tensor, gen, label_drop: float, label_smoothing: float
+    net,
+    process,
+    x0: Tensor,
+    labels: Tensor,
+    gen,
+    label_drop: float,
+    label_smoothing: float,
 ) -> MaskGITLoss:
     from di4c.samplers.confidence import UNCOND
 

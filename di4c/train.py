@@ -2,7 +2,8 @@
 
 - Optimiser from the setting's rules (Adam / AdamW, betas, weight decay, linear
   warm-up then constant, as the authors), gradient clipping by global norm.
-- EMA with the authors' warm-up decay min(decay, (1 + n) / (10 + n)) (method.md §3.2).
+- EMA with the authors' warm-up decay min(decay, (1 + n) / (10 + n))
+  (authors' ``tauldr/lib/models/models.py::EMA.update_ema``).
 - Deterministic data order: the batch at step k is a function of (seed, k) only,
   so a resumed run sees exactly the batches an uninterrupted run would.
 - Resumable: ``<out_dir>/checkpoint.pt`` (written atomically every ``ckpt_every``

@@ -144,7 +144,9 @@ class Workflow:
         )
 
     def metric_cards(self, setting: str, scale: str) -> list[str]:
-        return [self.card(setting, scale, m) for m in self.metric_models(setting, scale)]
+        return [
+            self.card(setting, scale, m) for m in self.metric_models(setting, scale)
+        ]
 
     def check_inputs(self, setting: str, scale: str) -> list[str]:
         n = self.cfg(setting, scale)["teacher_check"]["min_steps"]

@@ -5,9 +5,6 @@ import json
 
 import pytest
 import torch
-
-from di4c.artifacts import meta_path_for, sha256_file, write_meta
-from di4c.cli import cifar10_sample
 from di4c.cli.cifar10_common import (
     ProcessConfig,
     checkpoint_info,
@@ -16,6 +13,9 @@ from di4c.cli.cifar10_common import (
     net_config_to_dict,
     sample_seeds,
 )
+
+from di4c.artifacts import meta_path_for, sha256_file, write_meta
+from di4c.cli import cifar10_sample
 from di4c.networks.mini_unet import MiniUNetConfig, build_mini_unet
 from di4c.networks.tauldr_unet import TauLDRDenoiser
 from di4c.teachers.tauldr import init_student, save_checkpoint
@@ -216,6 +216,7 @@ def test_distill_cli_writes_a_loadable_student_and_resumes_exactly(tmp_path):
     RNG, which the shared training loop neither seeds nor checkpoints.
     """
     from di4c.cli.cifar10_distill import loss_rng
+
     from di4c.data.images import ImageDataConfig, load_image_splits, save_splits
     from di4c.teachers.tauldr import read_checkpoint
 

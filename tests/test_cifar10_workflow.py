@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from conftest import snakemake
-
 from di4c.cli.cifar10_check import check_curve
 from di4c.cli.cifar10_table import equivalent_teacher_steps, load_records, speedup_note
 

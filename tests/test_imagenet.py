@@ -6,7 +6,9 @@ here:
 - the mini MaskGIT is the paper network: lambda token, class token and the
   dropped-label token behave as the authors' (student without lambda = teacher);
 - the 10% label drop reaches teacher, student and the stop-grad target alike,
-  and the target pass runs in eval mode (method.md §4.3, pitfalls 14 and 21);
+  and the target pass runs in eval mode (docs/method.md#imagenet-times,
+  docs/implementation-notes.md#target-branch-dropout,
+  docs/implementation-notes.md#cfg-details);
 - the sampling CLI records the Di4C unmask schedule and the CFG ramp, is
   batch-size invariant, and runs CFG as one pass with the same lambda and the
   dropped label in the second half;
@@ -27,9 +29,6 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import snakemake
-
-from di4c.checkpoints import CheckpointFormatError
-from di4c.cli import imagenet_sample, imagenet_table
 from di4c.cli.imagenet_common import (
     drop_labels,
     load_network,
@@ -38,6 +37,9 @@ from di4c.cli.imagenet_common import (
     save_network,
 )
 from di4c.cli.imagenet_distill import DistillConfig, make_loss_fn, rules_from
+
+from di4c.checkpoints import CheckpointFormatError
+from di4c.cli import imagenet_sample, imagenet_table
 from di4c.data.imagenet import (
     CONFIG_KEY_IMAGENET_DIR,
     MinMaxImages,
@@ -287,7 +289,10 @@ def _sample_cli(tmp_path, model, labels, name, steps, extra=()):
 
 
 def test_hybrid_sampler_runs_the_teacher_for_the_last_steps(tmp_path, monkeypatch):
-    """Hybrid rows: the student's N - L steps, then the teacher's L (mini-twins.md, 3)."""
+    """Hybrid rows: the student's N - L steps, then the teacher's L.
+
+    See docs/mini-twins.md#cost-of-fine-tuning-at-many-steps.
+    """
     torch.manual_seed(0)
     teacher = build_mini_maskgit(TINY).eval()  # independent weights: other logits
     student = build_mini_maskgit(TINY, is_student=True).eval()

@@ -9,10 +9,10 @@ import tarfile
 
 import pytest
 import torch
-
-from di4c.cli import openwebtext_common as owc
 from di4c.cli.openwebtext_sample import sample_ids
 from di4c.cli.openwebtext_table import analyse, teacher_equiv_steps
+
+from di4c.cli import openwebtext_common as owc
 from di4c.data import text
 from di4c.data.gpt2_tokenizer import (
     EOS_ID,

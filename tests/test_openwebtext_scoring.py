@@ -1,4 +1,4 @@
-"""OpenWebText scoring path (method.md §5.5): judge loading, score CLI, MAUVE option.
+"""OpenWebText scoring path (docs/method.md#openwebtext-evaluation): judge loading, score CLI, MAUVE option.
 
 A randomly initialised GPT-2 with the real GPT-2 vocabulary (50,257 tokens) stands
 in for GPT-2 Large: it is saved as a local Hugging Face folder, registered by the

@@ -19,7 +19,10 @@ F64 = torch.float64
 
 
 def _literal_reference_S4(sigma=6.0, Q=512.0):
-    """The S = 4 matrix written out by hand from method.md §3.1 (first pass, then balance)."""
+    """The S = 4 matrix written out by hand (first pass, then balance).
+
+    From docs/method.md#gaussian-rate-process (authors' ``GaussianTargetRate``).
+    """
     v = lambda k: math.exp(-(k**2) / sigma**2)  # noqa: E731
     R = np.zeros((4, 4))
     R[0, 1], R[0, 2], R[0, 3] = v(0), v(1), v(2)  # row 0: 0 < j < 4

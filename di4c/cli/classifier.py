@@ -57,15 +57,21 @@ def main(args) -> None:
         flush=True,
     )
     card = ModelCard(
-        name="classifier", setting=args.setting, kind="classifier", source="train",
-        files={"weights": "classifier.pt"}, extra={"report": report},
+        name="classifier",
+        setting=args.setting,
+        kind="classifier",
+        source="train",
+        files={"weights": "classifier.pt"},
+        extra={"report": report},
     )
     write_card(
         out,
         card,
         provenance=provenance(
-            config=t, inputs={"data": Path(args.data_dir) / "data.json"},
-            seeds={"train": t["seed"]}, wall_time_s=time.time() - t0,
+            config=t,
+            inputs={"data": Path(args.data_dir) / "data.json"},
+            seeds={"train": t["seed"]},
+            wall_time_s=time.time() - t0,
         ),
     )
 

@@ -174,7 +174,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def run_step(main: Callable[[argparse.Namespace], None], ap: argparse.ArgumentParser, argv=None) -> None:
+def run_step(
+    main: Callable[[argparse.Namespace], None], ap: argparse.ArgumentParser, argv=None
+) -> None:
     """Parse, set up logging and threads, run ``main(args)``; expected errors exit 1 with one line."""
     args = ap.parse_args(argv)
     setup_run(args.log, args.threads)

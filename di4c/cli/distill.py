@@ -64,7 +64,9 @@ def main(args) -> None:
     student_net = setting.init_student(init_card, rules, device)
     student = setting.denoiser(student_net, cfg, rules.precision)
     process = setting.process(cfg, device, teacher_card)
-    shape = setting.image_shape(cfg, data_dir) if hasattr(setting, "image_shape") else None
+    shape = (
+        setting.image_shape(cfg, data_dir) if hasattr(setting, "image_shape") else None
+    )
     autocast = setting.autocast(rules, device)
     if teacher.is_mixture:
         print(f"[distill] mixture teacher (di4c^2): K-averaged marginals, K={rules.K}")
@@ -74,8 +76,13 @@ def main(args) -> None:
         rng = loss_rng(gen, device)
         with autocast:
             return di4c_loss(
-                student, teacher, process, x0.to(device), rules,
-                cond=None if cond is None else cond.to(device), rng=rng,
+                student,
+                teacher,
+                process,
+                x0.to(device),
+                rules,
+                cond=None if cond is None else cond.to(device),
+                rng=rng,
             )
 
     out = Path(args.out_dir)
@@ -98,7 +105,12 @@ def main(args) -> None:
         },
     )
     card = setting.save_model(
-        student_net, out, args.model, "distill", ema=res.ema, step=rules.iters,
+        student_net,
+        out,
+        args.model,
+        "distill",
+        ema=res.ema,
+        step=rules.iters,
         sample_weights="ema" if rules.sample_from_ema and res.ema else "raw",
         extra={"teacher": teacher_card.name, "init": init_card.name},
     )
@@ -107,8 +119,10 @@ def main(args) -> None:
         card,
         provenance=provenance(
             config={"rules": asdict(rules), "model": cfg["models"][args.model]},
-            inputs={"teacher": Path(teacher_card.folder) / "model.json",
-                    "init": Path(init_card.folder) / "model.json"},
+            inputs={
+                "teacher": Path(teacher_card.folder) / "model.json",
+                "init": Path(init_card.folder) / "model.json",
+            },
             seeds={"train": rules.seed},
             wall_time_s=time.time() - t0,
             extra={"history_tail": res.history[-3:], "resumed_from": res.resumed_from},
@@ -120,8 +134,12 @@ def cli(argv=None) -> None:
     ap = step_parser(__doc__)
     ap.add_argument("--model", required=True, help="student name under models:")
     ap.add_argument("--data-dir", required=True)
-    ap.add_argument("--teacher", required=True, help="teacher model folder (model.json)")
-    ap.add_argument("--init", required=True, help="model folder the student starts from")
+    ap.add_argument(
+        "--teacher", required=True, help="teacher model folder (model.json)"
+    )
+    ap.add_argument(
+        "--init", required=True, help="model folder the student starts from"
+    )
     ap.add_argument("--out-dir", required=True)
     run_step(main, ap, argv)
 

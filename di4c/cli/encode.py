@@ -41,7 +41,9 @@ def encode_imagenet(cfg: dict, vq, device) -> tuple[torch.Tensor, torch.Tensor]:
     )
     codes, labels, done, t0 = [], [], 0, time.time()
     for x, y in loader:
-        codes.append(vq.encode_grid(2 * x.to(device) - 1).flatten(1).to(torch.int16).cpu())
+        codes.append(
+            vq.encode_grid(2 * x.to(device) - 1).flatten(1).to(torch.int16).cpu()
+        )
         labels.append(y)
         done += y.numel()
         if len(codes) % 50 == 0 or done == len(ds):
@@ -62,7 +64,10 @@ def main(args) -> None:
     vq = load_tokenizer(card, device)
     if ImageNet.is_mini(cfg):
         splits = load_splits(Path(args.data_dir) / "data.pt")
-        tokens, labels = encode_tokens(vq.cpu(), splits.train_x, splits.levels), splits.train_y
+        tokens, labels = (
+            encode_tokens(vq.cpu(), splits.train_x, splits.levels),
+            splits.train_y,
+        )
     else:
         tokens, labels = encode_imagenet(cfg, vq, device)
     save_torch(
@@ -77,8 +82,10 @@ def main(args) -> None:
     write_json(
         meta_path_for(args.out),
         provenance(
-            config=cfg["data"], inputs={"vq": Path(card.folder) / "model.json"},
-            wall_time_s=time.time() - t0, extra={"num_images": int(tokens.shape[0])},
+            config=cfg["data"],
+            inputs={"vq": Path(card.folder) / "model.json"},
+            wall_time_s=time.time() - t0,
+            extra={"num_images": int(tokens.shape[0])},
         ),
     )
     print(f"[encode] {tokens.shape[0]} images -> {args.out}", flush=True)

@@ -35,7 +35,9 @@ def main(args) -> None:
     card = setting.fetch(cfg, args.model, args.pins)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_card(out, card, provenance=provenance(config=spec, wall_time_s=time.time() - t0))
+    write_card(
+        out, card, provenance=provenance(config=spec, wall_time_s=time.time() - t0)
+    )
     print(f"[fetch] {args.model}: {card.files}", flush=True)
 
 

@@ -34,18 +34,28 @@ def main(args) -> None:
     x = data["judge"]
     model = build_judge(
         judge_config(
-            OpenWebText.vocab_size(data), x.shape[1], n["n_embd"], n["n_layer"],
-            n["n_head"], n["dropout"],
+            OpenWebText.vocab_size(data),
+            x.shape[1],
+            n["n_embd"],
+            n["n_layer"],
+            n["n_head"],
+            n["dropout"],
         ),
         tc.seed,
     )
     out = Path(args.out_dir)
     train(
-        model, lambda b, g: model(input_ids=b["x0"], labels=b["x0"]).loss,
-        {"x0": x}, tc, out / "run", "judge",
+        model,
+        lambda b, g: model(input_ids=b["x0"], labels=b["x0"]).loss,
+        {"x0": x},
+        tc,
+        out / "run",
+        "judge",
     )
     model.eval()
-    ref = genppl_summary(per_sample_nll(model, data["reference"][:2000], batch_size=256))
+    ref = genppl_summary(
+        per_sample_nll(model, data["reference"][:2000], batch_size=256)
+    )
     print(f"[judge] reference-text perplexity {ref['gen_ppl']:.3f}", flush=True)
     tmp_dir = out / ".judge_tmp"
     model.save_pretrained(tmp_dir)  # config.json + model.safetensors, moved atomically
@@ -54,15 +64,21 @@ def main(args) -> None:
             (tmp_dir / name).replace(tmp)
     shutil.rmtree(tmp_dir)
     card = ModelCard(
-        name="judge", setting=args.setting, kind="judge", source="train",
+        name="judge",
+        setting=args.setting,
+        kind="judge",
+        source="train",
         files={"weights": "model.safetensors", "config": "config.json"},
         extra={"reference_ppl": ref["gen_ppl"]},
     )
     write_card(
-        out, card,
+        out,
+        card,
         provenance=provenance(
-            config=spec, inputs={"data": Path(args.data_dir) / "data.json"},
-            seeds={"train": tc.seed}, wall_time_s=time.time() - t0,
+            config=spec,
+            inputs={"data": Path(args.data_dir) / "data.json"},
+            seeds={"train": tc.seed},
+            wall_time_s=time.time() - t0,
         ),
     )
 

@@ -77,7 +77,10 @@ def main(args) -> None:
     spec = cfg["models"]["vq"]
     t = spec["train"]
     net_cfg = MiniVQConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in spec["network"].items()}
+        **{
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in spec["network"].items()
+        }
     )
     t0 = time.time()
     splits = load_splits(Path(args.data_dir) / "data.pt")
@@ -92,7 +95,9 @@ def main(args) -> None:
         torch.manual_seed(t["seed"])
         model = build_mini_vq(net_cfg)
     gen = torch.Generator().manual_seed(t["seed"])
-    init_idx = torch.randperm(splits.train_x.shape[0], generator=gen)[: t["kmeans_images"]]
+    init_idx = torch.randperm(splits.train_x.shape[0], generator=gen)[
+        : t["kmeans_images"]
+    ]
     probe = to_signed(splits.train_x[init_idx], S)
     counts = kmeans_init_codebook(model, probe, seed=t["seed"])
     print(f"[vq] k-means init: {int((counts > 0).sum())}/{net_cfg.n_embed} codes used")
@@ -111,7 +116,15 @@ def main(args) -> None:
                 print(f"[vq] step {step}: re-seeded {n} unused codes", flush=True)
 
     out = Path(args.out_dir)
-    train(model, loss_fn, {"x": splits.train_x}, loop_config(t), out / "run", "vq", on_step)
+    train(
+        model,
+        loss_fn,
+        {"x": splits.train_x},
+        loop_config(t),
+        out / "run",
+        "vq",
+        on_step,
+    )
     model.eval()
     codes = encode_tokens(model, splits.train_x, S)
     usage = torch.bincount(codes.long().flatten(), minlength=net_cfg.n_embed)
@@ -123,15 +136,22 @@ def main(args) -> None:
     save_vqgan_checkpoint(out / "last.ckpt", model, global_step=t["iters"])
     write_vqgan_yaml(out / "model.yaml", net_cfg.to_vqgan())
     card = ModelCard(
-        name="vq", setting="imagenet", kind="tokenizer", source="train",
+        name="vq",
+        setting="imagenet",
+        kind="tokenizer",
+        source="train",
         files={"weights": "last.ckpt", "config": "model.yaml"},
-        network=net_cfg.to_dict(), extra={"stats": stats},
+        network=net_cfg.to_dict(),
+        extra={"stats": stats},
     )
     write_card(
-        out, card,
+        out,
+        card,
         provenance=provenance(
-            config=spec, inputs={"data": Path(args.data_dir) / "data.json"},
-            seeds={"train": t["seed"]}, wall_time_s=time.time() - t0,
+            config=spec,
+            inputs={"data": Path(args.data_dir) / "data.json"},
+            seeds={"train": t["seed"]},
+            wall_time_s=time.time() - t0,
         ),
     )
 

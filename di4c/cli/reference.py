@@ -54,9 +54,11 @@ def main(args) -> None:
         ),
     )
     for r in rows:
-        print(f"[reference] {r['model']}: " + ", ".join(
-            f"{k} {v:.4g}" for k, v in r.items() if isinstance(v, float)
-        ), flush=True)
+        print(
+            f"[reference] {r['model']}: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in r.items() if isinstance(v, float)),
+            flush=True,
+        )
 
 
 def cli(argv=None) -> None:

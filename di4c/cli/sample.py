@@ -104,7 +104,9 @@ def main(args) -> None:
     if last is None:
         per_step = [dens[first]] * cell.steps
     else:
-        per_step = hybrid_schedule(dens[first], dens[last], cell.steps, cell.teacher_last)
+        per_step = hybrid_schedule(
+            dens[first], dens[last], cell.steps, cell.teacher_last
+        )
     names = [next(m for m, d in dens.items() if d is den) for den in per_step]
     process = setting.process(cfg, device, cards[first], cell)
     shape = list(setting.sample_shape(cfg, cards[first], Path(args.data_dir)))
@@ -148,7 +150,11 @@ def main(args) -> None:
                 "options": {k: str(v) for k, v in opts.items()},
             },
             inputs={m: Path(c.folder) / "model.json" for m, c in cards.items()},
-            seeds={"rule": "sample i uses seed + i", "first": seeds[0], "last": seeds[-1]},
+            seeds={
+                "rule": "sample i uses seed + i",
+                "first": seeds[0],
+                "last": seeds[-1],
+            },
             wall_time_s=time.time() - t0,
             extra={"step_models": names, "nfe": record["nfe"]},
         ),

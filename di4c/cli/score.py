@@ -37,7 +37,9 @@ def read_samples(path: Path) -> dict:
         raise FileNotFoundError(f"{path}: no sample file; run the sample rule first")
     d = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(d, dict) or "x" not in d or "cell" not in d:
-        raise ValueError(f"{path}: not a sample file of the sample step (no 'x'/'cell')")
+        raise ValueError(
+            f"{path}: not a sample file of the sample step (no 'x'/'cell')"
+        )
     return d
 
 

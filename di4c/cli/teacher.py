@@ -25,8 +25,18 @@ from di4c.settings import get_setting
 from di4c.train import TrainConfig, train
 
 LOOP_KEYS = (
-    "iters", "batch_size", "optimizer", "lr", "betas", "weight_decay",
-    "warmup_steps", "grad_clip", "ema_decay", "log_every", "ckpt_every", "seed",
+    "iters",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "betas",
+    "weight_decay",
+    "warmup_steps",
+    "grad_clip",
+    "ema_decay",
+    "log_every",
+    "ckpt_every",
+    "seed",
 )
 
 
@@ -55,7 +65,9 @@ def main(args) -> None:
     data = setting.training_set(cfg, data_dir)
     net = setting.build_teacher(cfg, data_dir, seed=tc.seed)
     loss = setting.teacher_objective(cfg, net)
-    print(f"[teacher] {sum(p.numel() for p in net.parameters()):,} parameters", flush=True)
+    print(
+        f"[teacher] {sum(p.numel() for p in net.parameters()):,} parameters", flush=True
+    )
     res = train(net, loss, data, tc, out / "run", "teacher")
     net.eval()
     with res.ema.swapped_in(net) if res.ema else contextlib.nullcontext():

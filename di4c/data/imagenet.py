@@ -1,4 +1,6 @@
-"""ImageNet 256 for the paper-scale ImageNet setting (paper Sec. 5.2; method.md §4.1, §4.5).
+"""ImageNet 256 for the paper-scale ImageNet setting (paper Sec. 5.2).
+
+See docs/method.md#vqgan-tokens-and-masking and docs/method.md#imagenet-evaluation.
 
 - :func:`imagenet_folder`: the train / val split as a torchvision ``ImageFolder``
   (``<root>/<split>/<wnid>/*.JPEG``) with the authors' transforms: train =
@@ -117,7 +119,8 @@ def minmax_uint8(images: Tensor) -> Tensor:
     """Per-image min-max rescaling of (B, C, H, W) floats to uint8 [0, 255].
 
     ``(x - min) / (max - min) * 255``, clipped and truncated to uint8, min and
-    max over each image's C, H, W (method.md §4.5, pitfall 22). A constant
+    max over each image's C, H, W (docs/implementation-notes.md#imagenet-fid-preprocessing;
+    authors' ``maskgit-pytorch/Metrics/sample_and_eval.py``). A constant
     image (max = min), for which the authors' division gives NaN, maps to 0.
     """
     if images.dim() != 4:

@@ -1,10 +1,12 @@
 """Unigram entropy of generated token sequences (diversity beside Gen PPL; paper Fig. 4).
 
-The authors' code does not compute it (method.md §5.5); this is the standard
+The authors' code does not compute it (docs/implementation-notes.md#unigram-entropy);
+this is the standard
 definition of the MDLM / SDTT / DUO line of work (Zheng et al. 2024; ``duo``'s
 ``record_entropy``): for each sample of L tokens, p_v = count_v / L and
 H = -sum_v p_v ln p_v (nats); the reported value is the mean over samples.
-Low entropy flags repetitive samples, which also lower Gen PPL (pitfall 17).
+Low entropy flags repetitive samples, which also lower Gen PPL
+(docs/implementation-notes.md#low-precision-sampling).
 """
 
 from __future__ import annotations

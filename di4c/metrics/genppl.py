@@ -1,7 +1,8 @@
 """Generative perplexity of unconditional samples under an autoregressive judge LM.
 
-Exactly as the authors evaluate OpenWebText samples (method.md §5.5, pitfall 23;
-``sdtt/run_eval.py``): the sampled token ids are fed to the judge as they are
+Exactly as the authors evaluate OpenWebText samples
+(``sdtt/src/sdtt/run_eval.py::uncond_eval``; docs/method.md#openwebtext-evaluation,
+docs/implementation-notes.md#genppl-definition): the sampled token ids are fed to the judge as they are
 (no re-tokenisation, no BOS prepended), in fp32, batch 8; the first token is
 not scored, so the per-sample NLL is the mean over positions 2..L of
 -log p(x_j | x_<j); Gen PPL = exp(mean over samples of the per-sample NLL).

@@ -52,7 +52,10 @@ def features_of_chunks(
     parts: dict[str, list[Tensor]] = {}
     for chunk in chunks:
         feats = extract_features(
-            chunk, feature_extractor, metrics, weights_path=weights_path,
+            chunk,
+            feature_extractor,
+            metrics,
+            weights_path=weights_path,
             batch_size=batch_size,
         )
         for k, v in feats.items():

@@ -1,9 +1,10 @@
 """MDLM / SDTT diffusion transformer ("dit-orig") and the Di4C lambda-token student.
 
-Setting C of the paper (Sec. 5.3, OpenWebText); method.md §5.1-§5.2. This is our
+Setting C of the paper (Sec. 5.3, OpenWebText); docs/method.md#dit-teacher-and-subs
+and docs/method.md#lambda-token-in-the-dit. This is our
 own implementation of the network the SDTT teacher checkpoints hold. Parameter
 and buffer names, shapes and their ``state_dict`` order are fixed by the
-checkpoint format (see ``shared/reference/manifests/sdtt_dit_orig_small_*.json``),
+checkpoint format (see ``tests/fixtures/manifests/sdtt_dit_orig_small_*.json``),
 so the module tree mirrors it:
 
 ``vocab_embed.embedding``, ``sigma_map.mlp.{0,2}``, buffer ``rotary_emb.inv_freq``,
@@ -13,9 +14,9 @@ only, ``latent_projection.{0,2}``.
 
 The network maps token ids (B, L) and a noise level sigma (B,) to logits
 (B, L, vocab). :func:`subs_log_probs` is the SUBS parameterisation applied on
-top (method.md §5.1) and :class:`DiTDenoiser` wraps both as a suite denoiser.
+top (docs/method.md#dit-teacher-and-subs) and :class:`DiTDenoiser` wraps both as a suite denoiser.
 
-Lambda (method.md §5.2): the student embeds ``1000 * lambda`` sinusoidally
+Lambda (docs/method.md#lambda-token-in-the-dit): the student embeds ``1000 * lambda`` sinusoidally
 (dimension 128), projects it with Linear(128, 512), GELU, Linear(512, hidden)
 and appends the result as token L+1. Rotary position embedding is applied to
 the first L tokens only; the output is truncated back to L positions. The
@@ -128,7 +129,8 @@ class DiTConfig:
 def sigma_sinusoid(sigma: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
     """Sigma features [cos, sin] with frequencies max_period^(-k/half), k < half.
 
-    The GLIDE/DiT timestep convention used by ``sigma_map`` (method.md §5.1).
+    The GLIDE/DiT timestep convention used by ``sigma_map`` (authors'
+    ``sdtt/src/sdtt/models/dit_orig.py::TimestepEmbedder``).
     """
     half = dim // 2
     k = torch.arange(half, dtype=torch.float32, device=sigma.device)
@@ -146,7 +148,7 @@ def lambda_sinusoid(
     """Lambda features [sin, cos] with frequencies max_positions^(-k/(half-1)).
 
     The transformer (score-SDE) convention used for the Di4C lambda token; the
-    caller passes ``1000 * lambda`` (method.md §5.2).
+    caller passes ``1000 * lambda`` (docs/method.md#lambda-token-in-the-dit).
     """
     if values.dim() != 1:
         raise ValueError(
@@ -325,8 +327,9 @@ class DIT(nn.Module):
     ``use_lambda`` (default ``config.is_di4c``) switches the lambda token on or off
     at run time, like the authors' ``is_di4c`` attribute: a student-architecture
     network with ``use_lambda=False`` is the plain product model (this is how the
-    authors run the frozen teacher, method.md §5.2), and a round-1 student used
-    as the di4c² teacher runs with it on (§5.4).
+    authors run the frozen teacher, docs/method.md#lambda-token-in-the-dit), and a
+    round-1 student used as the di4c² teacher runs with it on
+    (docs/method.md#iterated-distillation-di4c2).
     """
 
     def __init__(self, config: DiTConfig | None = None):
@@ -365,7 +368,7 @@ class DIT(nn.Module):
         self._use_lambda = bool(value)
 
     def lambda_token(self, lam: Tensor) -> Tensor:
-        """(B,) lambda in [0, 1) -> (B, hidden) extra token (method.md §5.2)."""
+        """(B,) lambda in [0, 1) -> (B, hidden) extra token (see :func:`lambda_sinusoid`)."""
         feats = lambda_sinusoid(lam.reshape(-1) * 1000, self.config.latent_feature_dim)
         return self.latent_projection(feats)
 
@@ -418,7 +421,7 @@ class DIT(nn.Module):
 def subs_log_probs(
     logits: Tensor, x_t: Tensor, mask_index: int = MASK_INDEX, neg_inf: float = NEG_INF
 ) -> Tensor:
-    """SUBS parameterisation (method.md §5.1): logits (B, L, V) -> log p_{0|t}.
+    """SUBS parameterisation (docs/method.md#dit-teacher-and-subs): logits (B, L, V) -> log p_{0|t}.
 
     1. add ``neg_inf`` (-1e6) to the mask logit, 2. log-normalise over V,
     3. at unmasked positions of ``x_t`` (B, L): ``neg_inf`` everywhere except 0 on
@@ -444,8 +447,8 @@ def subs_log_probs(
 def loglinear_sigma(t: Tensor, eps: float = 1e-3, num_steps: int = 1024) -> Tensor:
     """sigma(t) = -log(1 - (1 - eps) t) after the code's grid ``floor(tT)/T + 1/T``.
 
-    This is the conditioning the authors feed the network (``_t_to_sigma``,
-    method.md §5.1); it matters only with time conditioning on.
+    This is the conditioning the authors feed the network (``_t_to_sigma`` in
+    ``sdtt/src/sdtt/core/diffusion/absorbing.py``); it matters only with time conditioning on.
     """
     if num_steps > 0:
         t = torch.floor(t * num_steps) / num_steps + 1.0 / num_steps
@@ -458,7 +461,7 @@ def dit_log_probs(
     """The authors' model call: zero sigma unless time-conditioned, run, apply SUBS.
 
     Log-probabilities are float32 (also when the network ran under bf16 autocast;
-    the authors normalise bf16 logits, method.md pitfall 17).
+    the authors normalise bf16 logits; docs/implementation-notes.md#low-precision-sampling).
     """
     if not net.config.time_conditioning:
         sigma = torch.zeros_like(sigma)

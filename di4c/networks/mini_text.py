@@ -4,7 +4,7 @@
   at a small width: bidirectional attention with rotary positions, adaLN blocks,
   time-agnostic (sigma zeroed, as the SDTT teachers), SUBS parameterisation, and
   for the Di4C student the extra lambda token (sinusoid of 1000 lambda ->
-  ``latent_projection`` -> token L+1, no rotary on it; method.md §5.2). Over a
+  ``latent_projection`` -> token L+1, no rotary on it; docs/method.md#lambda-token-in-the-dit). Over a
   vocabulary of S characters the network has S + 1 classes, the mask id is S.
 - **Judge**: a small causal LM in the GPT-2 architecture (``transformers``
   ``GPT2LMHeadModel``), so Gen PPL runs through exactly the code path that scores
@@ -50,7 +50,8 @@ def student_from(source: DIT, seed: int = 0) -> DIT:
     """A Di4C student (lambda token on) holding ``source``'s weights.
 
     A product source gets a fresh random ``latent_projection`` drawn with
-    ``seed`` (the lambda token is live from step 0, method.md pitfall 12); a
+    ``seed`` (the lambda token is live from step 0,
+    docs/implementation-notes.md#lambda-path-init); a
     mixture source (round 1 of di4c^2) is copied whole.
     """
     cfg = DiTConfig(**{**source.config.to_dict(), "is_di4c": True})

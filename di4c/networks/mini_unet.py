@@ -1,4 +1,6 @@
-"""The CIFAR-10 mini twin's denoiser: the tauLDR UNet family at digit size (method.md §3.1-§3.2).
+"""The CIFAR-10 mini twin's denoiser: the tauLDR UNet family at digit size.
+
+See docs/method.md#tauldr-unet-teacher and docs/method.md#lambda-in-the-tauldr-unet.
 
 Rather than a new architecture, the mini twin runs the *paper's own* network
 class (:class:`~di4c.networks.tauldr_unet.TauLDRUNet`) at a small width and
@@ -9,7 +11,7 @@ image size, so everything the paper's student has, the mini student has too:
   -> MLP (embedding A, down path) and, from the bottleneck mean, embedding B
   (middle and up paths), each injected as a per-ResBlock bias through a
   zero-initialised ``dense1``: a fresh student equals its teacher for every
-  lambda (method.md §3.2, §7 item 10);
+  lambda (docs/method.md#lambda-in-the-tauldr-unet, docs/method.md#sanity-checks);
 - the truncated discretised logistic head over S grey levels;
 - the authors' checkpoint container (:func:`di4c.teachers.tauldr.save_checkpoint`),
   so the mini teacher and students load through the same code as the

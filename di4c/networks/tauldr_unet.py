@@ -1,19 +1,22 @@
-"""tauLDR CIFAR-10 UNet (teacher) and its Di4C mixture student (method.md §3.1, §3.2).
+"""tauLDR CIFAR-10 UNet (teacher) and its Di4C mixture student.
+
+See docs/method.md#tauldr-unet-teacher and docs/method.md#lambda-in-the-tauldr-unet.
 
 Our own implementation of the x0-predicting network of tauLDR (Campbell et al.
 2022) as used by Di4C (paper Sec. 5.1). Parameter names, shapes and registration
 order equal the authors' ``UNet`` so that their checkpoints load without
-renaming (see ``/work/shared/reference/manifests/tauldr_cifar10_*.json``).
+renaming (see ``tests/fixtures/manifests/tauldr_cifar10_*.json``).
 
 - Teacher: sinusoidal time embedding -> MLP, added in every ResBlock; a
   truncated discretised logistic head (mu, log-scale per pixel) turned into
-  logits over the S pixel levels (method.md §3.1).
+  logits over the S pixel levels (authors'
+  ``tauldr/lib/models/models.py::ImageX0PredBase.forward``).
 - Student (``lam_embed=True``): one scalar lambda per image, embedded twice
   (embedding A for the down path from lambda and t; embedding B for the middle
   and up paths from lambda, t and the bottleneck mean) and added in every
-  ResBlock through a zero-initialised ``dense1`` (method.md §3.2). With ``dense1``
-  at zero the student equals the network it was initialised from, for every
-  lambda.
+  ResBlock through a zero-initialised ``dense1``
+  (docs/method.md#lambda-in-the-tauldr-unet). With ``dense1`` at zero the
+  student equals the network it was initialised from, for every lambda.
 
 Modules are created in the authors' order with the same initialisers, so a
 seeded build consumes the random stream identically.
@@ -148,7 +151,8 @@ def sinusoidal_embedding(values: Tensor, dim: int, max_positions: float = 10000.
     """Transformer sinusoid of a (B,) tensor: [sin(v w_k), cos(v w_k)], (B, dim).
 
     Frequencies w_k = exp(-k ln(max_positions) / (dim/2 - 1)), k < dim/2, as in
-    DDPM / score-SDE (method.md §3.1).
+    DDPM / score-SDE (authors'
+    ``tauldr/lib/networks/network_utils.py::transformer_timestep_embedding``).
     """
     if values.dim() != 1:
         raise ValueError(f"values must have shape (B,); got {tuple(values.shape)}")
@@ -307,7 +311,7 @@ def _log_minus_exp(a: Tensor, b: Tensor, eps: float = 1e-6) -> Tensor:
 def truncated_logistic_logits(
     params: Tensor, S: int, fix_logistic: bool = False
 ) -> Tensor:
-    """Logits over S bins of a discretised logistic (method.md §3.1).
+    """Logits over S bins of a discretised logistic (docs/method.md#tauldr-unet-teacher).
 
     Args:
         params: (B, 2C, H, W): mu (already in [-1, 1]) then log-scale.

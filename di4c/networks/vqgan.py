@@ -1,9 +1,11 @@
 """VQGAN f16 tokenizer used by MaskGIT (taming-transformers ``VQModel`` layout).
 
-A from-scratch implementation of the image tokenizer of method.md §4.1 whose
-parameter names, shapes and ``state_dict`` order equal the authors' VQModel
-(``maskgit_vqgan_f16_1024.json`` in ``/work/shared/reference/manifests``), so the
-``state_dict`` of their Lightning ``last.ckpt`` loads unchanged.
+A from-scratch implementation of the image tokenizer of the ImageNet setting
+(docs/method.md#vqgan-tokens-and-masking; authors'
+``maskgit-pytorch/Network/Taming/models/vqgan.py::VQModel``) whose parameter
+names, shapes and ``state_dict`` order equal the authors' VQModel
+(``tests/fixtures/manifests/maskgit_vqgan_f16_1024.json``; docs/checkpoints.md),
+so the ``state_dict`` of their Lightning ``last.ckpt`` loads unchanged.
 
 Architecture (taming ``Encoder``/``Decoder``): GroupNorm(32, eps 1e-6) + swish
 ResNet blocks, single-head spatial self-attention at the resolutions listed in
@@ -405,8 +407,9 @@ class _Quantizer(nn.Module):
 class VQModel(nn.Module):
     """VQGAN tokenizer: ``encode`` images to code ids, ``decode_code`` ids to images.
 
-    Images are (B, in_channels, H, W) in [-1, 1] (method.md §4.1: [0, 1] inputs
-    are mapped by 2x - 1 first). Keys: ``encoder.*``, ``decoder.*``,
+    Images are (B, in_channels, H, W) in [-1, 1] ([0, 1] inputs are mapped by
+    2x - 1 first, as the authors' ``MaskGIT.train_di4c`` does;
+    docs/method.md#vqgan-tokens-and-masking). Keys: ``encoder.*``, ``decoder.*``,
     ``quantize.embedding.weight``, ``quant_conv.*``, ``post_quant_conv.*``.
     """
 

@@ -1,11 +1,12 @@
-"""tauLDR Gaussian-target rate process (paper Sec. 5.1; method.md §3.1).
+"""tauLDR Gaussian-target rate process (paper Sec. 5.1; docs/method.md#gaussian-rate-process).
 
 Rate R(t) = beta(t) R_base with beta(t) = time_base * ln(time_exponential) *
 time_exponential**t, so beta_bar(t) = time_base * (time_exponential**t - 1).
 R_base is built by the authors' two-pass loop: an outward window of Gaussian
 weights exp(-k^2 / rate_sigma^2), then detailed balance with respect to a
 discretised Gaussian of std Q_sigma centred near S/2, filled in loop order
-(entries written earlier feed later ones), diagonal set to minus the row sums.
+(entries written earlier feed later ones; docs/implementation-notes.md#rate-matrix-loop-order),
+diagonal set to minus the row sums.
 """
 
 from __future__ import annotations

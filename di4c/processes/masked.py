@@ -6,9 +6,10 @@ m(t), where m is the schedule ("move chance"). States: 0..S-1 data, S = mask.
 Schedules (registry :data:`SCHEDULES`):
 
 - ``loglinear``: sigma(t) = -log(1 - (1 - eps) t), m(t) = (1 - eps) t, eps = 1e-3
-  (MDLM/SDTT, method.md §5.1);
+  (MDLM/SDTT, docs/method.md#log-linear-masking-process);
 - ``linear``: m(t) = t (the log-linear schedule with eps = 0; the theory table);
-- ``arccos``: with progress r = 1 - t, m = arccos(r) / (pi / 2) (MaskGIT, §4.1).
+- ``arccos``: with progress r = 1 - t, m = arccos(r) / (pi / 2)
+  (MaskGIT, docs/method.md#vqgan-tokens-and-masking).
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ class MaskedProcess(ForwardProcess):
         """Masked d: mask w.p. m(s)/m(t), value v w.p. (1 - m(s)/m(t)) p0(v); else carry.
 
         A mask column in ``p0`` (networks scoring S + 1 classes) is dropped and
-        the rest renormalised; this is MDLM's ancestral update (method.md §5.1).
+        the rest renormalised; this is MDLM's ancestral update
+        (docs/method.md#mdlm-ancestral-sampler).
         """
         self.check_step(x_t, t, s)
         p0 = p0[..., : self.num_classes].to(self.dtype)

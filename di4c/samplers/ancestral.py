@@ -1,4 +1,6 @@
-"""MDLM ancestral sampler for the absorbing-mask process (paper Sec. 5.3; method.md §5.1).
+"""MDLM ancestral sampler for the absorbing-mask process (paper Sec. 5.3).
+
+See docs/method.md#mdlm-ancestral-sampler.
 
 Grid linspace(1, t_end, N + 1), N ancestral steps: each masked dimension stays
 masked with probability m(s)/m(t), else takes a value drawn from the
@@ -8,7 +10,8 @@ remain, one final denoise at t_end takes the argmax over data classes (MDLM's
 last step unmasks everything (the theory table's product sampler).
 
 Draws use the Gumbel race with float64 noise by default (``noise_dtype``;
-float32 reproduces the lower-entropy behaviour of 32-bit sampling, pitfall 17).
+float32 reproduces the lower-entropy behaviour of 32-bit sampling;
+docs/implementation-notes.md#low-precision-sampling).
 """
 
 from __future__ import annotations

@@ -132,8 +132,8 @@ def categorical(
     ``inverse_cdf`` uses one uniform per (b, d) and a float64 cumulative sum.
     ``gumbel`` is the exponential race argmax p / E with E = -log U, one U per
     class, as MDLM's ancestral sampler; ``noise_dtype`` sets its precision
-    (float64 avoids the truncated-tail bias of 32-bit Gumbel noise, method.md
-    pitfall 17).
+    (float64 avoids the truncated-tail bias of 32-bit Gumbel noise;
+    docs/implementation-notes.md#low-precision-sampling).
     """
     if probs.dim() != 3:
         raise ValueError(f"probs must have shape (B, D, S); got {tuple(probs.shape)}")

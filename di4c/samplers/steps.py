@@ -1,12 +1,13 @@
 """One reverse step t -> s of each sampler family (shared by samplers and training).
 
-- :func:`analytical_step`: tauLDR's analytical step (method.md §3.1): draw
+- :func:`analytical_step`: tauLDR's analytical step (docs/method.md#analytical-sampler): draw
   x0 ~ prod_d p_{0|t}, then x_s^d ~ q(x_s | x_t, x0) per dimension.
 - :func:`posterior_step`: draw x_s^d from the per-dimension one-step law
-  sum_v p0(v) q(x_s | x_t, v) directly (MDLM ancestral step, §5.1; equal in
+  sum_v p0(v) q(x_s | x_t, v) directly (MDLM ancestral step, docs/method.md#mdlm-ancestral-sampler; equal in
   distribution to the analytical step).
 - :func:`maskgit_step`: MaskGIT's confidence step: sample every token, rank
-  masked positions by log-prob plus annealed Gumbel noise, commit the top k (§4.1).
+  masked positions by log-prob plus annealed Gumbel noise, commit the top k
+  (docs/method.md#maskgit-confidence-sampler).
 """
 
 from __future__ import annotations

@@ -86,7 +86,9 @@ class Cell:
 
     def __post_init__(self):
         if self.steps < 1:
-            raise ValueError(f"cell {self.model!r}: steps must be >= 1; got {self.steps}")
+            raise ValueError(
+                f"cell {self.model!r}: steps must be >= 1; got {self.steps}"
+            )
         if not 0 <= self.teacher_last <= self.steps:
             raise ValueError(
                 f"cell {self.model!r}: teacher_last L must be in [0, N={self.steps}]; "
@@ -176,7 +178,11 @@ class Setting:
     def load_sampling_net(self, card, device):
         """A model's network on the weights its card says to sample from, eval mode."""
         weights = card.extra.get("sample_weights")
-        net = self.load_net(card, device, weights) if weights else self.load_net(card, device)
+        net = (
+            self.load_net(card, device, weights)
+            if weights
+            else self.load_net(card, device)
+        )
         return net.eval().requires_grad_(False)
 
     def conditions(self, cfg: dict, data_dir, n: int):

@@ -6,7 +6,7 @@ the analytical sampler on linspace(1, 0.01, N) with a final argmax (NFE = N) and
 the hybrid ``-n N -l L``; FID / IS with the Inception network against CIFAR-10
 train. Mini scale: the same network class, process, sampler and loss on packaged
 MNIST digits at S grey levels, with FID / IS under a digit classifier the DAG
-trains (docs/mini-twins.md).
+trains (docs/mini-twins.md#the-three-twins).
 """
 
 from __future__ import annotations
@@ -16,9 +16,14 @@ from pathlib import Path
 
 import torch
 
-from di4c.data.images import ImageDataConfig, levels_to_uint8, load_image_splits
-from di4c.data.images import load_splits, save_splits
-from di4c.models import ModelCard, read_card
+from di4c.data.images import (
+    ImageDataConfig,
+    levels_to_uint8,
+    load_image_splits,
+    load_splits,
+    save_splits,
+)
+from di4c.models import ModelCard
 from di4c.networks.tauldr_unet import TauLDRDenoiser, TauLDRUNetConfig
 from di4c.processes.gaussian_rate import GaussianRateProcess
 from di4c.settings.base import C, Setting
@@ -46,7 +51,9 @@ PAPER = {
     },
     "models": {
         "teacher": {
-            "source": C("published", "sony/di4c tauldr/README.md: tauLDR CIFAR-10 checkpoint"),
+            "source": C(
+                "published", "sony/di4c tauldr/README.md: tauLDR CIFAR-10 checkpoint"
+            ),
             "local": "",  # a local ckpt_0001999999.pt; empty: the Dropbox folder
         },
         "student": {"source": "distill", "teacher": "teacher"},
@@ -70,7 +77,9 @@ PAPER = {
         "distil_max_time": C(0.01, LOSS),
         "alpha_const": C(1.0, f"{LOSS}, time_schedule sigmoid, no constant"),
         "alpha_schedule": C("sigmoid", f"{TRAIN}: time_schedule"),
-        "teacher_step": C("analytical", "paper Sec. 5.1: the teacher's analytical step"),
+        "teacher_step": C(
+            "analytical", "paper Sec. 5.1: the teacher's analytical step"
+        ),
         "target_train_mode": C(True, f"{LOSS}, target pass in train mode"),
         "optimizer": C("adam", f"{DISTIL}: optimizer.name"),
         "lr": C(2e-4, f"{DISTIL}: optimizer.lr"),
@@ -116,7 +125,9 @@ PAPER = {
         },
     },
     "metrics": {
-        "feature_extractor": C("inception-v3-compat", "paper Sec. 5.1: Inception FID / IS"),
+        "feature_extractor": C(
+            "inception-v3-compat", "paper Sec. 5.1: Inception FID / IS"
+        ),
         "metrics": ["fid", "isc"],
         "protocol": "paper",
         "reference": C("train", "tauLDR protocol: statistics of CIFAR-10 train"),
@@ -207,7 +218,9 @@ class Cifar10(ImageScoring, Setting):
         from di4c.teachers.tauldr import load_student_file, load_teacher_file
 
         load = load_student_file if card.is_mixture else load_teacher_file
-        return load(card.path(), config=self.net_config(card), weights=weights, device=device)
+        return load(
+            card.path(), config=self.net_config(card), weights=weights, device=device
+        )
 
     def denoiser(self, net, cfg: dict, precision: str = "fp32") -> TauLDRDenoiser:
         return TauLDRDenoiser(net)
@@ -216,31 +229,48 @@ class Cifar10(ImageScoring, Setting):
         from di4c.teachers.tauldr import init_student
 
         net = init_student(
-            init.path(), config=self.net_config(init), weights=rules.init_weights,
+            init.path(),
+            config=self.net_config(init),
+            weights=rules.init_weights,
             seed=rules.seed,
         )
         return net.to(device)
 
     def save_model(
-        self, net, out_dir: Path, name: str, source: str, ema=None, step=0,
-        sample_weights=None, extra=None,
+        self,
+        net,
+        out_dir: Path,
+        name: str,
+        source: str,
+        ema=None,
+        step=0,
+        sample_weights=None,
+        extra=None,
     ) -> ModelCard:
         """The authors' container: raw weights and the EMA shadow (sampled from)."""
         from di4c.teachers.tauldr import save_checkpoint
 
         save_checkpoint(
-            net, out_dir / "model.pt",
+            net,
+            out_dir / "model.pt",
             ema_params=ema.shadow if ema else None,
             ema_decay=ema.decay if ema else 0.0,
             ema_num_updates=ema.num_updates if ema else 0,
             n_iter=step,
         )
         cfg = net.config.as_teacher()
-        network = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
+        network = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()
+        }
         return ModelCard(
-            name=name, setting=self.name, kind="mixture" if net.is_mixture else "product",
-            source=source, files={"weights": "model.pt"}, network=network,
-            extra=(extra or {}) | ({"sample_weights": sample_weights} if sample_weights else {}),
+            name=name,
+            setting=self.name,
+            kind="mixture" if net.is_mixture else "product",
+            source=source,
+            files={"weights": "model.pt"},
+            network=network,
+            extra=(extra or {})
+            | ({"sample_weights": sample_weights} if sample_weights else {}),
         )
 
     def fetch(self, cfg: dict, name: str, pins: str | None) -> ModelCard:
@@ -255,7 +285,9 @@ class Cifar10(ImageScoring, Setting):
         spec = cfg["models"][name]
         local = spec.get("local") or None
         if spec["source"] == "published":
-            path = teacher_checkpoint_path(local, remote=TAULDR_TEACHER_FILE, pin_file=pins)
+            path = teacher_checkpoint_path(
+                local, remote=TAULDR_TEACHER_FILE, pin_file=pins
+            )
         else:
             path = fetch_pinned(DI4C_STUDENT_FILE, local, pins)
         ckpt = read_checkpoint(path)
@@ -267,8 +299,12 @@ class Cifar10(ImageScoring, Setting):
                 f"one; check config key cifar10.paper.models.{name}.local"
             )
         return ModelCard(
-            name=name, setting=self.name, kind=kind, source=spec["source"],
-            files={"weights": str(Path(path).resolve())}, network=None,
+            name=name,
+            setting=self.name,
+            kind=kind,
+            source=spec["source"],
+            files={"weights": str(Path(path).resolve())},
+            network=None,
             extra={"n_iter": ckpt.n_iter},
         )
 
@@ -277,7 +313,9 @@ class Cifar10(ImageScoring, Setting):
         from di4c.networks.mini_unet import MiniUNetConfig, build_mini_unet
 
         net = cfg["models"]["teacher"]["network"]
-        mini = MiniUNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in net.items()})
+        mini = MiniUNetConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in net.items()}
+        )
         shape = self.image_shape(cfg, data_dir)
         return build_mini_unet(mini, shape, cfg["process"]["S"], seed=seed)
 
@@ -286,7 +324,9 @@ class Cifar10(ImageScoring, Setting):
 
         process = self.process(cfg, "cpu")
         min_time = cfg["models"]["teacher"]["train"]["min_time"]
-        return lambda batch, gen: x0_cross_entropy(net, process, batch["x0"].long(), gen, min_time)
+        return lambda batch, gen: x0_cross_entropy(
+            net, process, batch["x0"].long(), gen, min_time
+        )
 
     # ------------------------------------------------------------------ sampling
     def sample_shape(self, cfg, card, data_dir):

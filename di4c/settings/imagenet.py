@@ -16,8 +16,14 @@ from pathlib import Path
 
 import torch
 
-from di4c.data.images import ImageDataConfig, levels_to_uint8, load_image_splits
-from di4c.data.images import load_splits, quantize, save_splits
+from di4c.data.images import (
+    ImageDataConfig,
+    levels_to_uint8,
+    load_image_splits,
+    load_splits,
+    quantize,
+    save_splits,
+)
 from di4c.models import ModelCard
 from di4c.networks.maskgit import MaskGITConfig, MaskGITDenoiser
 from di4c.processes.masked import MaskedProcess
@@ -44,11 +50,15 @@ PAPER = {
     "process": {"schedule": C("arccos", f"{VIT}: get_mask_code mode arccos")},
     "models": {
         "teacher": {
-            "source": C("published", "HF llvictorll/Maskgit-pytorch MaskGIT_ImageNet_256.pth"),
+            "source": C(
+                "published", "HF llvictorll/Maskgit-pytorch MaskGIT_ImageNet_256.pth"
+            ),
             "local": None,
         },
         "vq": {
-            "source": C("published", "HF llvictorll/Maskgit-pytorch pretrained_maskgit/VQGAN"),
+            "source": C(
+                "published", "HF llvictorll/Maskgit-pytorch pretrained_maskgit/VQGAN"
+            ),
             "local_ckpt": None,
             "local_yaml": None,
         },
@@ -87,7 +97,9 @@ PAPER = {
         "batch_x": C(4, f"{MAIN}: bsize 2 per GPU x 2 GPUs"),
         "time_sampler": C("maskgit", f"{VIT}: train_di4c, r ~ U(0, 1)"),
         "time_kwargs": {"r_delta": C(0.05, f"{MAIN}: r_delta")},
-        "distil_mode": C("region", f"{VIT}: train_di4c, distillation at r >= 1 - r_delta"),
+        "distil_mode": C(
+            "region", f"{VIT}: train_di4c, distillation at r >= 1 - r_delta"
+        ),
         "distil_weight": C(20.0, f"{VIT}: train_di4c, weight 1 / r_delta"),
         "alpha_const": C(0.1, f"{MAIN}: alpha_const"),
         "alpha_schedule": C("sigmoid", f"{MAIN}: alpha_t sigmoid"),
@@ -115,7 +127,9 @@ PAPER = {
         ),
         "seed": C(42, f"{MAIN}: seed"),
         "iters": C(
-            100000, "ours, not published", reason="the released student's length is unknown"
+            100000,
+            "ours, not published",
+            reason="the released student's length is unknown",
         ),
         "label_drop": C(0.1, f"{VIT}: train_di4c drop_label"),
         "lambda_init_seed": 0,
@@ -139,7 +153,8 @@ PAPER = {
             reason="Fig. 3's CFG grid is not given; README eval uses w = 6 at 4 steps",
         ),
         "curve_steps": C(
-            {"teacher": [4, 8], "student": [4]}, "paper Fig. 3: teacher 8/4, Di4C 4 steps"
+            {"teacher": [4, 8], "student": [4]},
+            "paper Fig. 3: teacher 8/4, Di4C 4 steps",
         ),
         "step_grid_cfg": C(3, "MaskGIT-pytorch README reference: CFG 3 at 8 steps"),
         "teacher_step_grid": C([2, 4, 8, 16], "ours, not published"),
@@ -148,10 +163,14 @@ PAPER = {
         "hybrid": None,
     },
     "metrics": {
-        "feature_extractor": C("inception-v3-compat", f"{VIT}: torch-fidelity Inception"),
+        "feature_extractor": C(
+            "inception-v3-compat", f"{VIT}: torch-fidelity Inception"
+        ),
         "metrics": ["fid", "isc", "prc"],
         "protocol": "paper",
-        "reference": C("val", "sony/di4c maskgit-pytorch/Metrics/sample_and_eval.py: val"),
+        "reference": C(
+            "val", "sony/di4c maskgit-pytorch/Metrics/sample_and_eval.py: val"
+        ),
         "weights_path": None,  # local torch-fidelity Inception weights (offline)
         "batch_size": 250,  # decode batch
         "prc_chunks": C(5, "maskgit-pytorch/Metrics/inception_metrics.py: 5 chunks"),
@@ -197,7 +216,9 @@ def decoded_chunks(tokenizer, tokens, batch_size: int, levels=None, device=None)
 
     grid = int(round(tokens.shape[1] ** 0.5))
     if grid * grid != tokens.shape[1]:
-        raise ValueError(f"tokens must hold a square grid per sample; got {tokens.shape}")
+        raise ValueError(
+            f"tokens must hold a square grid per sample; got {tokens.shape}"
+        )
     n_codes = tokenizer.config.n_embed
     if int(tokens.max()) >= n_codes or int(tokens.min()) < 0:
         raise ValueError(
@@ -269,7 +290,9 @@ class ImageNet(ImageScoring, Setting):
     # ------------------------------------------------------------------ process
     def process(self, cfg: dict, device, card: ModelCard, cell=None) -> MaskedProcess:
         """The absorbing process over the model's codes (mask id = codebook size)."""
-        return MaskedProcess(self.net_config(card).codebook_size, cfg["process"]["schedule"])
+        return MaskedProcess(
+            self.net_config(card).codebook_size, cfg["process"]["schedule"]
+        )
 
     # ------------------------------------------------------------------ models
     def net_config(self, card: ModelCard) -> MaskGITConfig:
@@ -282,7 +305,10 @@ class ImageNet(ImageScoring, Setting):
         return cfg
 
     def load_net(self, card: ModelCard, device, weights=None):
-        from di4c.teachers.maskgit import student_from_checkpoint, teacher_from_checkpoint
+        from di4c.teachers.maskgit import (
+            student_from_checkpoint,
+            teacher_from_checkpoint,
+        )
 
         load = student_from_checkpoint if card.is_mixture else teacher_from_checkpoint
         return load(card.path(), self.net_config(card), device=device)
@@ -294,11 +320,24 @@ class ImageNet(ImageScoring, Setting):
         from di4c.teachers.maskgit import init_student_from_teacher
 
         net = init_student_from_teacher(
-            init.path(), self.net_config(init), seed=rules.lambda_init_seed, device=device
+            init.path(),
+            self.net_config(init),
+            seed=rules.lambda_init_seed,
+            device=device,
         )
         return net.train()
 
-    def save_model(self, net, out_dir: Path, name, source, ema=None, step=0, sample_weights=None, extra=None):
+    def save_model(
+        self,
+        net,
+        out_dir: Path,
+        name,
+        source,
+        ema=None,
+        step=0,
+        sample_weights=None,
+        extra=None,
+    ):
         """The authors' transformer ``.pth`` (one set of weights: the EMA ones if any)."""
         import contextlib
 
@@ -307,9 +346,13 @@ class ImageNet(ImageScoring, Setting):
         with ema.swapped_in(net) if ema else contextlib.nullcontext():
             save_transformer_checkpoint(out_dir / "model.pth", net, iter=step)
         return ModelCard(
-            name=name, setting=self.name,
-            kind="mixture" if net.config.is_student else "product", source=source,
-            files={"weights": "model.pth"}, network=net.config.to_dict(), extra=extra or {},
+            name=name,
+            setting=self.name,
+            kind="mixture" if net.config.is_student else "product",
+            source=source,
+            files={"weights": "model.pth"},
+            network=net.config.to_dict(),
+            extra=extra or {},
         )
 
     def fetch(self, cfg: dict, name: str, pins: str | None) -> ModelCard:
@@ -320,15 +363,21 @@ class ImageNet(ImageScoring, Setting):
 
         spec = cfg["models"][name]
         files = {
-            "teacher": {"weights": (mg.TEACHER_FILE, "local", mg.read_transformer_checkpoint)},
-            "released": {"weights": (mg.STUDENT_FILE, "local", mg.read_transformer_checkpoint)},
+            "teacher": {
+                "weights": (mg.TEACHER_FILE, "local", mg.read_transformer_checkpoint)
+            },
+            "released": {
+                "weights": (mg.STUDENT_FILE, "local", mg.read_transformer_checkpoint)
+            },
             "vq": {
                 "weights": (mg.VQGAN_CKPT_FILE, "local_ckpt", mg.read_vqgan_checkpoint),
                 "config": (mg.VQGAN_YAML_FILE, "local_yaml", mg.read_vqgan_yaml),
             },
         }
         if name not in files:
-            raise ValueError(f"imagenet has no published model {name!r}; allowed: {sorted(files)}")
+            raise ValueError(
+                f"imagenet has no published model {name!r}; allowed: {sorted(files)}"
+            )
         paths = {}
         for role, (remote, key, check) in files[name].items():
             rf = dataclasses.replace(
@@ -341,8 +390,14 @@ class ImageNet(ImageScoring, Setting):
         if name == "vq":
             kind = "tokenizer"
         else:
-            kind = "mixture" if mg.read_transformer_checkpoint(paths["weights"]).is_student else "product"
-        return ModelCard(name=name, setting=self.name, kind=kind, source=spec["source"], files=paths)
+            kind = (
+                "mixture"
+                if mg.read_transformer_checkpoint(paths["weights"]).is_student
+                else "product"
+            )
+        return ModelCard(
+            name=name, setting=self.name, kind=kind, source=spec["source"], files=paths
+        )
 
     def build_teacher(self, cfg: dict, data_dir: Path, seed: int):
         """The paper network at the mini size (grid and codebook from the codes)."""
@@ -351,13 +406,17 @@ class ImageNet(ImageScoring, Setting):
         tok = torch.load(data_dir / "tokens.pt", map_location="cpu", weights_only=True)
         spec = cfg["models"]["teacher"]
         net_cfg = MiniMaskGITConfig(
-            grid=int(tok["grid"]), codebook_size=int(tok["codebook_size"]), **spec["network"]
+            grid=int(tok["grid"]),
+            codebook_size=int(tok["codebook_size"]),
+            **spec["network"],
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = build_mini_maskgit(net_cfg)
             if spec["train"]["init_std"] > 0:
-                torch.nn.init.normal_(net.tok_emb.weight, 0.0, spec["train"]["init_std"])
+                torch.nn.init.normal_(
+                    net.tok_emb.weight, 0.0, spec["train"]["init_std"]
+                )
         return net
 
     def teacher_objective(self, cfg: dict, net):
@@ -366,8 +425,13 @@ class ImageNet(ImageScoring, Setting):
         t = cfg["models"]["teacher"]["train"]
         process = MaskedProcess(net.config.codebook_size, cfg["process"]["schedule"])
         return lambda batch, gen: maskgit_cross_entropy(
-            net, process, batch["x0"].long(), batch["y"].long(), gen,
-            t["label_drop"], t["label_smoothing"],
+            net,
+            process,
+            batch["x0"].long(),
+            batch["y"].long(),
+            gen,
+            t["label_drop"],
+            t["label_smoothing"],
         )
 
     # ------------------------------------------------------------------ sampling
@@ -389,16 +453,22 @@ class ImageNet(ImageScoring, Setting):
         studs = sw["students"]
         cells = set()
         for w in sw["cfg_grid"]:
-            cells |= {Cell("teacher", n, 0, float(w)) for n in sw["curve_steps"]["teacher"]}
             cells |= {
-                Cell(m, n, 0, float(w)) for m in studs for n in sw["curve_steps"]["student"]
+                Cell("teacher", n, 0, float(w)) for n in sw["curve_steps"]["teacher"]
+            }
+            cells |= {
+                Cell(m, n, 0, float(w))
+                for m in studs
+                for n in sw["curve_steps"]["student"]
             }
         w = float(sw["step_grid_cfg"])
         cells |= {Cell("teacher", n, 0, w) for n in sw["teacher_step_grid"]}
         cells |= {Cell(m, n, 0, w) for m in studs for n in sw["student_step_grid"]}
         if sw.get("hybrid"):
             cells |= {Cell("hybrid", n, l, w) for n, l in sw["hybrid"]["cells"]}
-        return sorted(cells, key=lambda c: (c.model, c.steps, c.guidance, c.teacher_last))
+        return sorted(
+            cells, key=lambda c: (c.model, c.steps, c.guidance, c.teacher_last)
+        )
 
     # ------------------------------------------------------------------ metrics
     def metric_models(self, cfg: dict) -> list[str]:
@@ -422,7 +492,8 @@ class ImageNet(ImageScoring, Setting):
 
         m = cfg["metrics"]
         ds = MinMaxImages(
-            imagenet_folder(cfg["data"]["root"], split), limit=cfg["sample"]["num_samples"]
+            imagenet_folder(cfg["data"]["root"], split),
+            limit=cfg["sample"]["num_samples"],
         )
         return torch.utils.data.DataLoader(
             ds, batch_size=500, num_workers=m["workers"], shuffle=False
@@ -437,7 +508,9 @@ class ImageNet(ImageScoring, Setting):
 
         s = load_splits(data_dir / "data.pt")
         n = min(cfg["metrics"]["reference_rows"], s.train_x.shape[0])
-        pick = torch.randperm(s.train_x.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+        pick = torch.randperm(
+            s.train_x.shape[0], generator=torch.Generator().manual_seed(0)
+        )[:n]
         x = s.train_x[pick]
         data_row = self.score_images(
             cfg, to_judge(levels_to_uint8(x, s.levels).float(), s.levels), models, real

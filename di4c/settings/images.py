@@ -50,7 +50,9 @@ class ImageScoring:
             batch_size=m["batch_size"],
         )
 
-    def reference(self, cfg: dict, data_dir: Path, models: dict, device) -> tuple[dict, list]:
+    def reference(
+        self, cfg: dict, data_dir: Path, models: dict, device
+    ) -> tuple[dict, list]:
         """(features of the reference images, floor rows scored against them)."""
         real = self.features(
             cfg, self.real_images(cfg, data_dir, cfg["metrics"]["reference"]), models

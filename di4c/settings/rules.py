@@ -57,7 +57,7 @@ def sdtt_times(B, rng, T=1024, distil_prob=0.3, distil_delta=0.02) -> TimeDraw:
     sequence, which is the same rule at their batch size. Reproduces their
     double discretisation: the network/region time is floor(T t)/T + 1/T, the
     masking time discretises it once more, and the teacher steps
-    dt = min(1/T, t/2) from there (method.md pitfall 9).
+    dt = min(1/T, t/2) from there (docs/implementation-notes.md#sdtt-time-grid).
     """
     rng = as_rng(rng)
     base = rng.rand(B)
@@ -114,7 +114,9 @@ class DistillRules:
     precision: str = "fp32"  # autocast of the loss computation: fp32 | bf16
     seed: int = 0  # training randomness (data order, loss draws, dropout)
     iters: int = 1000  # optimiser steps
-    init_weights: str = "raw"  # raw | ema: weights of the init file the student starts from
+    init_weights: str = (
+        "raw"  # raw | ema: weights of the init file the student starts from
+    )
     lambda_init_seed: int = 0  # seed of a freshly initialised lambda path
     hflip: bool = False  # random horizontal flips of training images
     label_drop: float = 0.0  # probability of the unconditional label (CFG training)
@@ -141,7 +143,9 @@ class DistillRules:
                 "(fp16 needs a GradScaler, which the training loop has not)"
             )
         if self.init_weights not in ("raw", "ema"):
-            problems.append(f"init_weights must be 'raw' or 'ema'; got {self.init_weights!r}")
+            problems.append(
+                f"init_weights must be 'raw' or 'ema'; got {self.init_weights!r}"
+            )
         if not 0.0 <= self.label_drop <= 1.0:
             problems.append(f"label_drop must be in [0, 1]; got {self.label_drop}")
         if self.iters < 0:

@@ -35,9 +35,7 @@ def settings_table() -> str:
     for name in SETTINGS:
         for key, c in setting_class(name).sources().items():
             dev = f"{_fmt(c.published)}; {c.reason}" if c.deviates else c.reason
-            lines.append(
-                f"| {name} | `{key}` | {_fmt(c.value)} | {c.source} | {dev} |"
-            )
+            lines.append(f"| {name} | `{key}` | {_fmt(c.value)} | {c.source} | {dev} |")
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """MaskGIT ImageNet-256 weights: published files, checkpoint containers, loaders.
 
-Setting B of the paper (Sec. 5.2; method.md §4): a MaskGIT-pytorch transformer
+Setting B of the paper (Sec. 5.2): a MaskGIT-pytorch transformer
 teacher on VQGAN f16 tokens, and the Di4C student that adds a lambda token.
 This module knows the files and their containers (``Trainer.save_network`` in
 the authors' maskgit-pytorch/Trainer/trainer.py):
@@ -164,7 +164,7 @@ _TRANSFORMER_SIGNATURE = ("pos_emb", "bias", "tok_emb.weight")
 _STUDENT_ONLY_PREFIX = "latent_projection."
 _VQGAN_SIGNATURE = ("quantize.embedding.weight", "quant_conv.weight")
 _VQGAN_IGNORED_PREFIX = "loss."
-# Authors' optimiser for MaskGIT training (Trainer.get_optim; method.md §4.3).
+# Authors' optimiser (``get_optim`` in maskgit-pytorch/Trainer/vit.py MaskGIT.__init__).
 _ADAMW_KW = {"lr": 1e-5, "betas": (0.9, 0.96), "weight_decay": 1e-5}
 
 
@@ -348,7 +348,7 @@ def init_student_from_teacher(
     seed: int | None = None,
     device: torch.device | str | None = None,
 ) -> MaskTransformer:
-    """Student initialised as the authors do (method.md §4.2, pitfall 12).
+    """Student initialised as the authors do (docs/method.md#student-initialisation).
 
     Builds a student (fresh torch default init, seeded by ``seed`` without
     touching the global RNG when given), then loads the teacher file

@@ -1,13 +1,16 @@
-"""Checkpoint containers of the OpenWebText networks (setting C; method.md §5).
+"""Checkpoint containers of the OpenWebText networks (setting C).
+
+Formats: docs/checkpoints.md#sdtt-hugging-face-files and
+docs/checkpoints.md#di4c-sdtt-student.
 
 Two published containers hold :class:`~di4c.networks.dit.DIT` weights:
 
-- **SDTT teachers** (method.md §5.1, §5.6): Hugging Face ``jdeschena/sdtt`` at
+- **SDTT teachers** (docs/method.md#dit-teacher-and-subs): Hugging Face ``jdeschena/sdtt`` at
   revision ``baselines_kld_step_{10000 * round}`` (round 6 and 7), files
   ``model.safetensors`` (a flat tensor map with ``backbone.<DIT key>`` entries,
   including the buffer ``backbone.rotary_emb.inv_freq``; no EMA) and
   ``config.json`` (the OmegaConf training config; ``model.*`` describes the DIT).
-- **Di4C students** (method.md §5.4, §5.6): Lightning checkpoints (Zenodo record
+- **Di4C students** (docs/method.md#iterated-distillation-di4c2): Lightning checkpoints (Zenodo record
   15124163: ``sdtt6-di4c2.ckpt``, ``sdtt7-di4c2.ckpt``) with ``state_dict``
   (``backbone.<DIT key>``, ``backbone._orig_mod.<DIT key>`` after
   ``torch.compile``, including ``latent_projection.*``) and ``ema`` =
@@ -19,12 +22,13 @@ Loading follows the authors' non-strict rule: every ``_orig_mod.`` and
 network; entries the network lacks are ignored and network entries the file
 lacks keep their current values. The only entries allowed to be missing are the
 student's ``latent_projection.*``: a student built from an SDTT file keeps a
-fresh random lambda projection (method.md pitfall 12). A file lacking any other
+fresh random lambda projection (docs/implementation-notes.md#lambda-path-init).
+A file lacking any other
 DIT entry, or holding one with the wrong shape, is rejected with an error naming
 the file (the authors' loader would silently skip it).
 
-Which weights: the authors sample from the raw weights (``from_ema: False``,
-method.md pitfall 16), so ``weights="raw"`` is the default everywhere;
+Which weights: the authors sample from the raw weights (``from_ema: False``;
+docs/implementation-notes.md#weights-for-sampling), so ``weights="raw"`` is the default everywhere;
 ``weights="ema"`` uses the shadow list instead.
 """
 
@@ -54,7 +58,7 @@ ZENODO_RECORD = 15124163
 SDTT_ROUNDS = (6, 7)
 BACKBONE_PREFIX = "backbone."
 COMPILE_INFIX = "_orig_mod."
-OPTIONAL_PREFIXES = ("latent_projection.",)  # may be missing from a file (pitfall 12)
+OPTIONAL_PREFIXES = ("latent_projection.",)  # may be missing (module docstring)
 # workflow config section whose keys point at local copies (named in offline errors);
 # a local model.safetensors is read with the config.json beside it
 LOCAL_KEY = "openwebtext.paper.local"
@@ -76,7 +80,7 @@ def _check_round(round: int) -> int:
 
 
 def sdtt_revision(round: int) -> str:
-    """HF revision of the SDTT KL student after ``round`` rounds (method.md §5.1)."""
+    """HF revision of the SDTT KL student after ``round`` rounds (docs/method.md#dit-teacher-and-subs)."""
     return f"baselines_kld_step_{10_000 * _check_round(round)}"
 
 
@@ -147,7 +151,7 @@ class DiTCheckpoint:
 
 
 def strip_key(key: str) -> str:
-    """Remove every ``_orig_mod.`` and ``backbone.`` from a key (§5.4)."""
+    """Remove every ``_orig_mod.`` and ``backbone.`` from a key (docs/checkpoints.md#di4c-sdtt-student)."""
     return key.replace(COMPILE_INFIX, "").replace(BACKBONE_PREFIX, "")
 
 
@@ -436,8 +440,9 @@ def init_student(
 
     ``source`` is an SDTT round (6/7, fetched) or a file: an SDTT safetensors
     (``latent_projection`` starts from a fresh random init drawn with ``seed``,
-    method.md pitfall 12) or a round-1 Di4C Lightning file (all weights loaded,
-    as ``prepare_teacher_and_student`` does for round 2, §5.4).
+    docs/implementation-notes.md#lambda-path-init) or a round-1 Di4C Lightning
+    file (all weights loaded, as ``prepare_teacher_and_student`` does for round
+    2; docs/method.md#iterated-distillation-di4c2).
     """
     if isinstance(source, int):
         path = _resolve(sdtt_weights_file(source), None, remote)
@@ -464,7 +469,7 @@ def load_student(
     With ``round`` (6/7) the released ``sdtt{round}-di4c2.ckpt`` is fetched from
     Zenodo unless ``local_path`` points at a copy; ``local_path`` alone loads any
     Di4C Lightning/safetensors file. ``weights="raw"`` (default) is what the
-    authors sample from (pitfall 16). The file must hold ``latent_projection``.
+    authors sample from (docs/implementation-notes.md#weights-for-sampling). The file must hold ``latent_projection``.
     """
     if round is None and local_path is None:
         raise ValueError("load_student needs round (6 or 7) or local_path")
@@ -490,7 +495,8 @@ def load_di4c_teacher(
     weights: Weights = "raw",
     device: torch.device | str = "cpu",
 ) -> DIT:
-    """A round-1 Di4C student as the frozen mixture teacher of di4c² (§5.4).
+    """A round-1 Di4C student as the frozen mixture teacher of di4c²
+    (docs/method.md#iterated-distillation-di4c2).
 
     The authors load the round-1 ``state_dict`` (raw weights) into a
     student-architecture teacher and switch its lambda token on

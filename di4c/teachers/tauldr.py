@@ -1,4 +1,6 @@
-"""Checkpoint containers of the CIFAR-10 tauLDR networks (setting A; method.md §3.6).
+"""Checkpoint containers of the CIFAR-10 tauLDR networks (setting A).
+
+Formats: docs/checkpoints.md#tauldr-checkpoint and docs/checkpoints.md#di4c-tauldr-student.
 
 Both published files use the tauLDR training container (``bookkeeping.save_checkpoint``
 in the authors' code), a ``torch.save``\\ d dict:
@@ -16,7 +18,8 @@ default to ``weights="ema"``. Files:
 - teacher: tauLDR ``ckpt_0001999999.pt`` (Dropbox folder of the tauLDR authors),
 - student: the released Di4C student ``tldr-di4c.pt`` (Zenodo record 15124163).
 
-Student initialisation (method.md §3.2 and pitfall 13): the authors load the
+Student initialisation (docs/method.md#student-initialisation,
+docs/implementation-notes.md#raw-weights-student-init): the authors load the
 teacher file non-strictly into the student; because keys are missing, their EMA
 loader skips the shadow list, so the student starts from the teacher's **raw**
 weights, its lambda modules keep their fresh init and every ``dense1`` is zero.
@@ -322,8 +325,8 @@ def init_student(
 ) -> TauLDRUNet:
     """A Di4C student initialised from a teacher file, as the authors (train mode).
 
-    Teacher tensors (``weights="raw"``, the authors' behaviour, method.md
-    pitfall 13) are copied into the student; the lambda modules keep a fresh
+    Teacher tensors (``weights="raw"``, the authors' behaviour;
+    docs/implementation-notes.md#raw-weights-student-init) are copied into the student; the lambda modules keep a fresh
     init (drawn under ``seed`` if given) and every ``dense1`` stays zero, so the
     student equals the source network for every lambda.
     """
