@@ -511,7 +511,7 @@ class OpenWebText(Setting):
 
         return load_judge(str(Path(models["judge"].path("config")).parent), device)
 
-    def score_ids(self, cfg: dict, ids: torch.Tensor, judge) -> dict:
+    def score_ids(self, cfg: dict, ids: torch.Tensor, judge, mauve_ref=None) -> dict:
         from di4c.metrics.entropy import unigram_entropy
         from di4c.metrics.genppl import per_sample_nll
         from di4c.metrics.image_quality import check_sample_count
@@ -522,17 +522,35 @@ class OpenWebText(Setting):
             ids.shape[0], ids.shape[0], m["protocol"], PROTOCOLS[m["protocol"]]
         )
         nll = per_sample_nll(judge, ids, m["batch_size"], progress=True)
-        return text_record(nll, unigram_entropy(ids), m["bootstrap"])
+        record = text_record(nll, unigram_entropy(ids), m["bootstrap"])
+        if mauve_ref is not None:  # the authors' protocol, off by default
+            from di4c.metrics.mauve import compute_mauve
+
+            feats = self._mauve_features(cfg, ids, judge)
+            record.update(compute_mauve(feats.numpy(), mauve_ref.numpy()))
+        return record
 
     def reference(self, cfg: dict, data_dir: Path, models: dict, device):
-        """No features; the 'data' row: real held-out text scored like a model."""
+        """The 'data' row (real held-out text scored like a model) and, with
+        ``metrics.mauve``, the judge features of that text (MAUVE's reference)."""
         ref = self.read_data(data_dir)["reference"]
         n = min(cfg["sample"]["num_samples"], ref.shape[0])
-        idx = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(0))[
-            :n
-        ]
-        row = self.score_ids(cfg, ref[idx], self._judge(models, device))
-        return {}, [row | {"model": "data", "steps": 0}]
+        idx = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+        judge = self._judge(models, device)
+        feats = {}
+        if cfg["metrics"]["mauve"]:
+            feats["mauve"] = self._mauve_features(cfg, ref[idx], judge)
+        row = self.score_ids(cfg, ref[idx], judge, feats.get("mauve"))
+        return feats, [row | {"model": "data", "steps": 0}]
+
+    @staticmethod
+    def _mauve_features(cfg: dict, ids: torch.Tensor, judge) -> torch.Tensor:
+        from di4c.metrics.mauve import featurize
+
+        m = cfg["metrics"]
+        return torch.from_numpy(featurize(judge, ids, m["mauve_max_len"], m["batch_size"]))
 
     def score(self, cfg: dict, samples: dict, models: dict, real: dict, device) -> dict:
-        return self.score_ids(cfg, samples["x"].long(), self._judge(models, device))
+        return self.score_ids(
+            cfg, samples["x"].long(), self._judge(models, device), real.get("mauve")
+        )
