@@ -1,11 +1,14 @@
 # One-command set-up: each target creates .venv on first use.
-#   make run     set up, then regenerate the CPU tables (default config)
+#   make run     set up, then bring the CPU tables up to date (default config)
+#   make run FORCE=1   rebuild the CPU tables from scratch (every job reruns)
 #   make test    set up, then run the test suite (CPU, offline)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SMK    := $(VENV)/bin/snakemake
 CORES  ?= 2
+FORCE  ?=
+SMK_FORCE := $(if $(FORCE),--forceall,)
 
 .PHONY: install run test smoke lint paper-dryrun clean-smoke
 
@@ -18,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(SMK) --cores $(CORES)
+	$(SMK) --cores $(CORES) $(SMK_FORCE)
 
 test: install
 	$(PY) -m pytest -q
