@@ -244,6 +244,9 @@ class Cifar10(ImageScoring, Setting):
         )
 
     def fetch(self, cfg: dict, name: str, pins: str | None) -> ModelCard:
+        import dataclasses
+
+        from di4c.checkpoints import CheckpointFormatError
         from di4c.pins import fetch_pinned
         from di4c.teachers.tauldr import (
             DI4C_STUDENT_FILE,
@@ -254,17 +257,20 @@ class Cifar10(ImageScoring, Setting):
 
         spec = cfg["models"][name]
         local = spec.get("local") or None
+        key = f"cifar10.paper.models.{name}.local"  # named by offline / local-copy errors
         if spec["source"] == "published":
-            path = teacher_checkpoint_path(local, remote=TAULDR_TEACHER_FILE, pin_file=pins)
+            remote = dataclasses.replace(TAULDR_TEACHER_FILE, config_key=key)
+            path = teacher_checkpoint_path(local, remote=remote, pin_file=pins)
         else:
-            path = fetch_pinned(DI4C_STUDENT_FILE, local, pins)
+            remote = dataclasses.replace(DI4C_STUDENT_FILE, config_key=key)
+            path = fetch_pinned(remote, local, pins)
         ckpt = read_checkpoint(path)
         kind = "mixture" if ckpt.is_student else "product"
         want = "mixture" if spec["source"] == "released" else "product"
         if kind != want:
-            raise ValueError(
+            raise CheckpointFormatError(
                 f"{path}: expected a {want} checkpoint for model {name!r}, found a {kind} "
-                f"one; check config key cifar10.paper.models.{name}.local"
+                f"one; check config key {key}"
             )
         return ModelCard(
             name=name, setting=self.name, kind=kind, source=spec["source"],
