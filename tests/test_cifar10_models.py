@@ -365,6 +365,43 @@ def test_sample_step_names_a_missing_card(run, student_card, tmp_path, capsys):
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.slow  # five FIDs of 2048-d Inception features (a 2048 x 2048 sqrtm each)
+def test_reference_and_score_give_the_clean_fid_column(run, student_card, tmp_path):
+    """The paper table's second FID (``fid_clean``, clean-fid's resize and Inception):
+    the reference step stores clean-fid features of the reference images, the score
+    step compares a cell's (first ``clean_fid_max_samples``) images against them.
+    Here with the offline fid-helper Inception on 16 held-out digits; the mini and
+    smoke scales (clean_fid_extractor none) leave the column empty
+    (test_cifar10_workflow.py)."""
+    from di4c.metrics.image_quality import clean_fid
+
+    cfg = smoke_cfg(
+        metrics={
+            "feature_extractor": "inception-v3-fidhelper",
+            "metrics": ["fid"],
+            "reference": "heldout",
+            "clean_fid_extractor": "fidhelper",
+            "clean_fid_max_samples": 10,
+            "bootstrap": 0,
+        }
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    C10.prepare_data(deep_merge(cfg, {"data": {"heldout": 16}}), data)
+    real, rows = C10.reference(cfg, data, {}, "cpu")
+    assert real["clean_fid"].shape == (10, 2048) and real["2048"].shape == (16, 2048)
+    assert rows[0]["model"] == "real" and "fid_clean" not in rows[0]
+    samples = _sample(run, student_card, "student_n2", tmp_path / "s.pt",
+                      "sample.num_samples=12")  # fmt: skip
+    record = C10.score(cfg, samples, {}, real, "cpu")
+    assert record["num_samples"] == 12 and record["fid_clean_samples"] == 10
+    fake = torch.cat(list(C10.decode(cfg, samples, {}, "cpu")))
+    heldout = C10.real_images(cfg, data, "heldout")
+    want = clean_fid(fake[:10], heldout[:10], feature_extractor="fidhelper")
+    assert record["fid_clean"] == pytest.approx(want, rel=1e-6)
+    assert record["fid_clean"] > 0 and record["fid"] > 0
+
+
 # ------------------------------------------------------------------ distill step
 def _distill(run, out, iters):
     card = str(run["teacher"])
