@@ -21,6 +21,7 @@ here, on a tiny smoke-scale run (8 x 8 digits at 4 grey levels, a mini VQ with
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 
@@ -642,3 +643,103 @@ def test_encode_step_paper_one_seeded_augmentation_per_image(tmp_path):
     assert not torch.equal(a["train_tokens"], c["train_tokens"])
     # one image, four classes: each index draws its own crop / flip
     assert len({tuple(t.tolist()) for t in a["train_tokens"]}) > 1
+
+
+# ------------------------------------------------------------------ the DAG
+def _job_counts(stdout: str) -> dict[str, int]:
+    """The first 'Job stats' table of a dry run: rule -> number of jobs."""
+    table = stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    rows = (line.split() for line in table.splitlines()[3:])
+    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[0] != "total"}
+
+
+def test_paper_dag_dry_run(tmp_path):
+    """The paper branch: published teacher, VQGAN and released student fetched,
+    ImageNet encoded once, two students distilled, one job per cell."""
+    from conftest import copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path / "wf")
+    out = snakemake("-n", "-p", "paper_tables/imagenet.csv", cwd=work)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cells = IN.cells(resolve(load_config(DEFAULT_CONFIG), "imagenet", "paper"))
+    assert _job_counts(out.stdout) == {
+        "fetch_model": 3,
+        "prepare_data": 1,
+        "encode_images": 1,
+        "distill": 2,
+        "reference": 1,
+        "sample": len(cells),
+        "score": len(cells),
+        "make_paper_table": 1,
+    }
+    for model in ("teacher", "vq", "released"):
+        assert f"results/imagenet/paper/fetched/{model}/model.json" in out.stdout
+    for model in ("di4c-d", "di4c"):
+        assert f"results/imagenet/paper/distilled/{model}/model.json" in out.stdout
+
+
+def test_smoke_dag_mini_branch(smoke_workflow):
+    """The ImageNet branch of the shared smoke run: table with the reference rows,
+    notes, model cards, samples with their labels and seeds, benchmarks and logs."""
+    from di4c.tables import LAYOUTS
+
+    work = smoke_workflow
+    cfg = resolve(load_config(DEFAULT_CONFIG), "imagenet", "smoke")
+    run = work / "results/smoke/imagenet/smoke"
+    tables = work / "results/smoke/paper_tables/mini"
+    cells = IN.cells(cfg)
+    with open(tables / "imagenet.csv") as f:
+        header = next(csv.reader(f))
+        f.seek(0)
+        rows = list(csv.DictReader(f))
+    assert header == list(LAYOUTS["imagenet"].columns)
+    got = {(r["model"], r["steps"], r["teacher_last"], r["guidance"]) for r in rows}
+    want = {
+        (c.model, str(c.steps), str(c.teacher_last), f"{c.guidance:g}") for c in cells
+    }
+    floors = {r["model"] for r in rows if r["steps"] == "0"}
+    assert got - {g for g in got if g[1] == "0"} == want
+    assert floors == {"data (training digits)", "vq reconstruction"}
+    for r in rows:
+        assert float(r["fid"]) >= 0 and 0 <= float(r["precision"]) <= 1
+        assert r["paper_fid"] == ""  # no published values at the twin's scale
+    md = (tables / "imagenet.md").read_text()
+    meta = json.loads((tables / "imagenet.meta.json").read_text())
+    assert "## Notes" in md and all(f"- {n}" in md for n in meta["notes"])
+    assert meta["config"]["teacher_of"] == {"di4c-d": "teacher", "hybrid": "teacher"}
+    assert (tables / "imagenet.png").stat().st_size > 1000
+    # model cards of everything the twin trains
+    kinds = {
+        m: json.loads((run / "trained" / m / "model.json").read_text())["kind"]
+        for m in ("vq", "teacher", "classifier")
+    }
+    assert kinds == {
+        "vq": "tokenizer",
+        "teacher": "product",
+        "classifier": "classifier",
+    }
+    student = json.loads((run / "distilled/di4c-d/model.json").read_text())
+    assert student["kind"] == "mixture" and student["extra"]["teacher"] == "teacher"
+    tok = torch.load(run / "data/tokens.pt", weights_only=True)
+    assert (tok["grid"], tok["codebook_size"]) == (4, CODES)
+    # samples: seeds seed + i, labels of the held-out digits, the cell's models per step
+    seed, n = cfg["sample"]["seed"], cfg["sample"]["num_samples"]
+    labels = IN.conditions(cfg, run / "data", n)
+    for cell in cells:
+        s = torch.load(run / f"samples/{cell.id}.pt", weights_only=True)
+        assert s["seeds"].tolist() == list(range(seed, seed + n)), cell.id
+        assert torch.equal(s["cond"], labels) and s["x"].shape == (n, D)
+        assert int(s["x"].max()) < CODES and s["cell"] == cell.record()
+        first = "di4c-d" if cell.model == "hybrid" else cell.model
+        want = [first] * (cell.steps - cell.teacher_last) + [
+            "teacher"
+        ] * cell.teacher_last
+        assert s["models"] == want, cell.id
+    # every job that trains, samples or scores wrote its benchmark and its log
+    jobs = ["train_vq", "encode_images", "train_teacher", "train_classifier"]
+    jobs += ["distill_di4c-d", "reference"]
+    jobs += [f"{step}_{c.id}" for c in cells for step in ("sample", "score")]
+    for job in jobs:
+        bench = (run / f"benchmarks/{job}.tsv").read_text().splitlines()
+        assert bench[0].startswith("s\th:m:s\tmax_rss") and len(bench) == 2, job
+        assert (run / f"logs/{job}.log").stat().st_size > 0, job
