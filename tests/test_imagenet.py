@@ -493,6 +493,13 @@ def test_cells_round_trip_and_teacher_of():
     cells = IN.cells(mini)
     assert len({c.id for c in cells}) == len(cells)
     assert all(Cell.parse(c.id) == c for c in cells)
+    for cell in (
+        Cell("hybrid", 8, 2, 1.5),
+        Cell("di4c-d", 4, 0, 0.0),
+        Cell("k1", 1, 1, 6.0),
+    ):
+        assert Cell.parse(cell.id) == cell
+    assert Cell("hybrid", 8, 2, 1.5).id == "hybrid_n8_l2_w1.5"
     ids = {c.id for c in cells}
     assert {"teacher_n32_w0", "di4c-d_n4_w3", "k1_n1_w0", "hybrid_n8_l1_w0"} <= ids
     students = ("di4c-d", "di4c", "k1")
@@ -643,6 +650,63 @@ def test_encode_step_paper_one_seeded_augmentation_per_image(tmp_path):
     assert not torch.equal(a["train_tokens"], c["train_tokens"])
     # one image, four classes: each index draws its own crop / flip
     assert len({tuple(t.tolist()) for t in a["train_tokens"]}) > 1
+
+
+@pytest.mark.slow  # Inception on CPU and two 2048-d FIDs
+def test_paper_metric_path_offline_inception(fake_imagenet, tmp_path, capsys):
+    """The paper path of the reference and score steps: val images (per-image min-max)
+    and decoded codes through a VQGAN-family tokenizer card, scored with the offline
+    fid-helper Inception (FID and 2-chunk precision / recall, no IS)."""
+    from di4c.cli import reference as reference_step
+    from di4c.cli import score as score_step
+    from di4c.models import ModelCard
+    from di4c.teachers.maskgit import save_vqgan_checkpoint, write_vqgan_yaml
+
+    cfg = MiniVQConfig(resolution=16, in_channels=3, n_embed=8, embed_dim=4)
+    torch.manual_seed(0)
+    vq = tmp_path / "vq"
+    save_vqgan_checkpoint(vq / "last.ckpt", build_mini_vq(cfg))
+    write_vqgan_yaml(vq / "model.yaml", cfg.to_vqgan())
+    files = {"weights": "last.ckpt", "config": "model.yaml"}
+    write_card(vq, ModelCard("vq", "imagenet", "tokenizer", "published", files))
+    sets = [f"data.root={fake_imagenet}", "sample.num_samples=10", "device=cpu",
+            "metrics.feature_extractor=inception-v3-fidhelper", "metrics.workers=0",
+            "metrics.prc_chunks=2", "metrics.bootstrap=0", "metrics.protocol=smoke"]  # fmt: skip
+    common = [
+        "--setting",
+        "imagenet",
+        "--scale",
+        "paper",
+        "--card",
+        f"vq={vq}/model.json",
+    ]
+    common += [a for x in sets for a in ("--set", x)]
+    ref = tmp_path / "reference"
+    reference_step.cli([*common, "--data-dir", str(tmp_path), "--out-dir", str(ref)])
+    feats = torch.load(ref / "features.pt", weights_only=True)
+    assert list(feats) == ["2048"] and feats["2048"].shape == (10, 2048)
+    assert json.loads((ref / "rows.json").read_text()) == []  # no floor rows at paper
+    samples = tmp_path / "s.pt"
+    tokens = torch.randint(0, 8, (10, 64), generator=torch.Generator().manual_seed(1))
+    cell = Cell("teacher", 4, 0, 3.0)
+    torch.save({"x": tokens.to(torch.int16), "cell": cell.record(), "nfe": 4.0,
+                "shape": [64]}, samples)  # fmt: skip
+    out = tmp_path / "m.json"
+    argv = [*common, "--samples", str(samples), "--reference", str(ref)]
+    score_step.cli([*argv, "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert res["fid"] > 0 and "is" not in res and 0 <= res["precision"] <= 1
+    assert (res["cell"], res["guidance"], res["nfe"], res["num_samples"]) == (
+        "teacher_n4_w3",
+        3.0,
+        4.0,
+        10,
+    )
+    with pytest.raises(SystemExit):  # the paper protocol needs 50,000 images
+        score_step.cli(
+            [*argv, "--set", "metrics.protocol=paper", "--out", str(out) + "x"]
+        )
+    assert "needs >= 50000" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ the DAG
