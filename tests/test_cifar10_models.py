@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -480,7 +481,7 @@ def test_fetch_step_checks_the_kind_and_names_the_config_key(
             fetch("released_student", path, tmp_path / "fetched" / "released_student")
         err = capsys.readouterr().err.strip().splitlines()
         assert e.value.code == 1 and len(err) == 1, err
-        assert __import__("re").search(message, err[0]), err[0]
+        assert re.search(message, err[0]), err[0]
     assert not (tmp_path / "fetched" / "released_student" / "model.json").exists()
 
 

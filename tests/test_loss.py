@@ -56,7 +56,7 @@ def test_mixture_likelihood_and_marginals_by_enumeration():
         got = log_mixture_likelihood(lp, xs[None].expand(B, -1, -1))[b]
         assert torch.allclose(got, q.log(), atol=1e-12)
         assert torch.allclose(q.sum(), torch.tensor(1.0, dtype=F64))
-        # marginals average probabilities, not logits (pitfall 2)
+        # marginals average probabilities, not logits (the mixture's marginal, Sec. 4)
         m = log_marginals(lp)[b].exp()
         for d in range(D):
             for v in range(S):
