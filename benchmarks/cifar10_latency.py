@@ -2,7 +2,7 @@
 
     python benchmarks/cifar10_latency.py [--batch 2 --steps 4 --reps 4]
 
-Paper (Sec. 5.1; docs/method.md#published-values): one sampling call (batch 50, GPU not stated) takes
+Paper (its latency comparison of student and teacher): one sampling call (batch 50, GPU not stated) takes
 0.5515 s for the tauLDR teacher and 0.5786 s for the Di4C student (+4.9%).
 Here both networks have the paper's size (:class:`TauLDRUNet` CIFAR-10 config,
 35.7 M and 39.1 M parameters; the student adds lambda embeddings A and B and a

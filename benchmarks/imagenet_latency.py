@@ -2,9 +2,9 @@
 
     python benchmarks/imagenet_latency.py [--batch 1 --steps 4 --cfg 3 --reps 3]
 
-Paper (Sec. 5.2; docs/method.md#published-values): for ImageNet the overhead
+Paper (its latency comparison of student and teacher): for ImageNet the overhead
 is "within noise"; the authors time the whole ``sample()`` call, VQGAN decoding
-included (docs/method.md#latency, docs/implementation-notes.md#latency-timing). Here both transformers have the paper's size (24 layers,
+included (sony/di4c maskgit-pytorch/Trainer/vit.py ``sample``). Here both transformers have the paper's size (24 layers,
 768 wide, 16 x 16 codes + class token; the student adds the lambda token and
 its ``latent_projection``) and the paper VQGAN f16 decoder, all with random
 weights, fp32 on CPU. One timed call = the MaskGIT confidence sampler with the
@@ -30,6 +30,7 @@ from di4c.networks.maskgit import (
     MaskTransformer,
 )
 from di4c.networks.vqgan import PAPER_VQGAN_CONFIG, VQModel
+from di4c.processes.masked import MaskedProcess
 from di4c.samplers import SampleRNG, confidence_sample
 
 
@@ -37,14 +38,17 @@ def sample(den: MaskGITDenoiser, vq: VQModel, args) -> torch.Tensor:
     """The authors' ``sample()``: confidence sampling, then VQGAN decoding."""
     rng = SampleRNG(list(range(args.batch)))
     labels = torch.arange(args.batch) % 1000
+    process = MaskedProcess(
+        den.mask_id
+    )  # the absorbing process: mask id = codebook size
     codes = confidence_sample(
+        process,
         den,
         args.steps,
         rng,
         den.num_tokens,
-        den.mask_id,
         labels,
-        cfg_w=args.cfg,
+        guidance=args.cfg,
         num_classes=den.mask_id,
     ).x
     g = int(den.num_tokens**0.5)
@@ -79,7 +83,7 @@ def main(argv=None) -> None:
         lambda d: sample_no_grad(d, vq, args),
         args,
         "imagenet",
-        fallback="within noise (ImageNet, paper)",
+        fallback="within noise (ImageNet, the paper)",
         t_start=t_start,
         params={"vqgan": sum(p.numel() for p in vq.parameters())},
         setting={"decode": "VQGAN f16"},

@@ -1,232 +1,231 @@
-"""CIFAR-10 slice: table logic (speed-up note, paper values), teacher gate, the DAG (smoke, dry runs)."""
+"""CIFAR-10 setting in the DAG: the teacher gate, configuration errors, the paper
+branch's dry runs, and the mini branch of the shared smoke run.
+
+The table logic (equivalent teacher steps, the noise rule, published values of
+Table 1) is tested once for every setting in test_analysis.py and test_table.py.
+"""
+
+from __future__ import annotations
 
 import csv
 import json
-import shutil
-import sys
+import re
 from pathlib import Path
 
 import pytest
-from conftest import snakemake
-from di4c.cli.cifar10_check import check_curve
-from di4c.cli.cifar10_table import equivalent_teacher_steps, load_records, speedup_note
+import torch
+from conftest import copy_workflow, snakemake
+
+from di4c.artifacts import sha256_file
+from di4c.cli import check as check_step
+from di4c.cli.check import check_curve
+from di4c.config import DEFAULT_CONFIG, ConfigError, deep_merge, load_config, resolve
+from di4c.settings import get_setting
+from di4c.tables import LAYOUTS
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-SNAKEFILE = """
-configfile: "workflows/config/default.yaml"
 
 
-include: "workflows/rules/common.smk"
-include: "workflows/rules/cifar10.smk"
-"""
-
-
-def _rec(model, steps, fid, spread=0.1, last=0):
-    return {
-        "model": model,
-        "steps": steps,
-        "teacher_last": last,
-        "nfe": steps,
-        "fid": fid,
-        "fid_spread": spread,
-    }
+def _rec(steps, fid, sd=0.5):
+    return {"model": "teacher", "steps": steps, "fid": fid, "fid_sd": sd}
 
 
 TEACHER = {1: 40.0, 2: 30.0, 4: 20.0, 8: 12.0, 16: 8.0, 32: 6.0}
 
 
-def test_equivalent_teacher_steps_interpolates_in_log_n():
-    assert equivalent_teacher_steps(20.0, TEACHER) == pytest.approx(4.0)
-    assert equivalent_teacher_steps(16.0, TEACHER) == pytest.approx(2**2.5)
-    assert equivalent_teacher_steps(50.0, TEACHER) == 1.0
-    assert equivalent_teacher_steps(5.0, TEACHER) is None
+# ------------------------------------------------------------------ teacher gate
+def test_teacher_gate_needs_a_gain_beyond_the_noise(tmp_path, capsys):
+    """Distillation waits for a teacher still improving at N = min_steps: better than
+    at N / 2 by more than 2 sqrt(sd_a^2 + sd_b^2) (the one noise rule)."""
+    recs = [_rec(n, f) for n, f in TEACHER.items()]
+    assert check_curve(recs, "fid", 32)["passed"]  # 8.0 -> 6.0 > 2 * 0.71
+    assert check_curve(recs, "fid", 32)["curve"] == TEACHER
+    close = [_rec(n, f if n < 32 else 6.6) for n, f in TEACHER.items()]
+    assert not check_curve(close, "fid", 32)["passed"]  # 1.4 < 1.41: within the noise
+    assert check_curve([_rec(n, f, 0.0) for n, f in TEACHER.items()], "fid", 32)[
+        "passed"
+    ]
+    missing = check_curve(recs, "fid", 64)
+    assert not missing["passed"] and "N=32 and N=64 are needed" in missing["reason"]
+    # the step: with enforce a failed gate stops the DAG with one line naming the fix
+    files = []
+    for r in close:
+        files.append(tmp_path / f"teacher_n{r['steps']}.json")
+        files[-1].write_text(json.dumps(r))
+    argv = ["--setting", "cifar10", "--scale", "smoke", "--metrics"]
+    argv += [str(f) for f in files[-2:]]
+    argv += ["--set", "teacher_check.min_steps=32", "--out", str(tmp_path / "c.json")]
+    check_step.cli(argv)  # smoke: enforce is off, the verdict is written
+    verdict = json.loads((tmp_path / "c.json").read_text())
+    assert verdict["passed"] is False and verdict["config"]["min_steps"] == 32
+    with pytest.raises(SystemExit) as e:
+        check_step.cli([*argv, "--set", "teacher_check.enforce=true"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 1 and len(err) == 1 and "teacher_check.enforce" in err[0]
 
 
-def test_speedup_note_needs_a_gain_beyond_the_noise():
-    recs = [_rec("teacher", n, f) for n, f in TEACHER.items()]
-    recs += [
-        _rec("student", 1, 39.95),
-        _rec("student", 2, 29.0),
-        _rec("student", 4, 12.5),
-    ]
-    recs += [
-        _rec("student_k1", 1, 39.9),
-        _rec("student_k1", 2, 29.95),
-        _rec("student_k1", 4, 19.5),
-    ]
-    note, summary = speedup_note(recs)
-    # N=1: gain 0.05 < noise 0.14; N=2: 29.0 > teacher@4 + noise; N=4: 12.5 <= 12.0 + 0.14? no
-    assert summary["student"]["first_N_matching_teacher_2N"] is None
-    recs[-4] = _rec("student", 4, 12.1)
-    note, summary = speedup_note(recs)
-    assert summary["student"]["first_N_matching_teacher_2N"] == 4
-    assert summary["student_k1"]["first_N_matching_teacher_2N"] is None
-    assert "N=4" in note and ">= 2x" in note
-    assert summary["student"]["equivalent_teacher_steps"][4] == pytest.approx(
-        2 ** (2 + (20 - 12.1) / 8)
+# ------------------------------------------------------------------ configuration
+def test_bad_cifar10_configs_name_the_key():
+    config = load_config(DEFAULT_CONFIG)
+    bad = deep_merge(
+        config, {"cifar10": {"mini": {"models": {"student": {"source": "zenodo"}}}}}
     )
-
-
-def test_table_rows_carry_only_transcribed_paper_values(tmp_path):
-    m = tmp_path / "m.json"
-    recs = [
-        _rec("teacher", 10, 30.0, last=10),
-        _rec("student", 20, 10.0),
-        _rec("released_student", 10, 21.0),  # tldr-di4c.pt is the paper's student
-        _rec("hybrid", 10, 25.0, last=3),
-    ]
-    m.write_text(json.dumps({"records": [r | {"num_fake": 50000} for r in recs]}))
-    rows = {(r["model"], r["steps"]): r for r in load_records([m])}
-    assert rows[("teacher", 10)]["paper_fid"] == 32.61
-    assert rows[("student", 20)]["paper_fid"] == 9.77
-    assert rows[("released_student", 10)]["paper_fid"] == 20.64
-    assert rows[("hybrid", 10)]["paper_fid"] is None
-    assert all(r["paper_is"] is None for r in rows.values())  # IS not transcribed
-
-
-def test_teacher_gate():
-    recs = [_rec("teacher", n, f, spread=0.5) for n, f in TEACHER.items()]
-    assert check_curve(recs, 32)["passed"]  # 8.0 -> 6.0, noise 0.71
-    flat = [
-        _rec("teacher", n, f if n < 16 else 8.0, spread=0.5) for n, f in TEACHER.items()
-    ]
-    assert not check_curve(flat, 32)["passed"]
-    assert not check_curve(recs, 64)["passed"]  # no row at 64
-
-
-_smk = snakemake
-
-
-@pytest.fixture
-def workflow(tmp_path):
-    """A copy of the workflow whose Snakefile includes the CIFAR-10 rules."""
-    work = tmp_path / "wf"
-    shutil.copytree(ROOT / "workflows", work / "workflows")
-    (work / "Snakefile").write_text(SNAKEFILE)
-    return work
-
-
-def test_paper_dag_dry_runs_both_student_sources(workflow):
-    out = _smk("-n", "-p", "paper_tables/cifar10.csv", cwd=workflow)
-    assert out.returncode == 0, out.stderr[-3000:]
-    for rule in ("fetch_cifar10_teacher", "distill_cifar10_paper", "download_cifar10"):
-        assert rule in out.stdout
-    assert (
-        out.stdout.count("rule sample_cifar10_paper:") == 9
-    )  # 3 models x 3 step counts
-    assert "--weights-path" not in out.stdout  # Inception weights: downloaded
-    sec = (workflow / "workflows/config/sections/cifar10.yaml").read_text()
-    (workflow / "workflows/config/sections/cifar10.yaml").write_text(
-        sec.replace("student_source: distill", "student_source: released").replace(
-            "weights_path: null", "weights_path: /w/incep tion.pth"
-        )
+    with pytest.raises(
+        ConfigError,
+        match=r"cifar10 \(mini\): models\.student\.source: 'zenodo' is not allowed",
+    ):
+        resolve(bad, "cifar10", "mini")
+    bad = deep_merge(config, {"cifar10": {"smoke": {"sample": {"t_min": 0}}}})
+    with pytest.raises(ConfigError, match=r"cifar10 \(smoke\): sample\.t_min"):
+        resolve(bad, "cifar10", "smoke")
+    # a scale changes only what it names: the smoke layer keeps the paper's loss rules
+    paper, smoke = (
+        resolve(config, "cifar10", s)["distill"] for s in ("paper", "smoke")
     )
-    out = _smk("-n", "-p", "paper_tables/cifar10.csv", cwd=workflow)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "fetch_cifar10_released_student" in out.stdout
-    assert "distill_cifar10_paper" not in out.stdout
-    assert out.stdout.count("--weights-path '/w/incep tion.pth'") == 9  # every cell
+    for key in (
+        "time_sampler",
+        "time_kwargs",
+        "distil_mode",
+        "alpha_schedule",
+        "teacher_step",
+    ):
+        assert smoke[key] == paper[key], key
 
 
-def test_paper_metrics_offline_names_the_weights_key(tmp_path, monkeypatch):
-    """Without network, torch-fidelity's Inception download fails with the config key."""
+def test_paper_metrics_offline_names_the_weights_key(monkeypatch):
+    """Without network, torch-fidelity's Inception download fails naming the config key."""
     import urllib.error
 
     import torch_fidelity.feature_extractor_inceptionv3 as inception
 
-    from di4c.cli import cifar10_metrics
-    from di4c.data.images import ImageDataConfig, load_image_splits, save_splits
+    from di4c.download import MissingWeightsError
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(inception, "load_state_dict_from_url", offline)
-    data = tmp_path / "data.pt"
-    save_splits(load_image_splits(ImageDataConfig(source="digits", size=8)), data)
-    out = tmp_path / "m.json"
-    with pytest.raises(SystemExit, match="cifar10.paper.metrics.weights_path"):
-        cifar10_metrics.main(
-            ["--samples", str(tmp_path / "s.pt"), "--reference-data", str(data),
-             "--feature-extractor", "inception-v3-compat", "--protocol", "smoke",
-             "--out", str(out)]
-        )  # fmt: skip
-    assert not out.exists()
+    cfg = resolve(load_config(DEFAULT_CONFIG), "cifar10", "paper")
+    images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    with pytest.raises(
+        MissingWeightsError, match=r"'cifar10\.paper\.metrics\.weights_path'"
+    ):
+        get_setting("cifar10").features(cfg, images, {})
+    assert "weights_path" in cfg["metrics"]  # the key the message names exists
 
 
-def test_bad_cifar10_config_names_the_key(workflow):
-    bad = workflow / "bad.yaml"
-    bad.write_text((ROOT / "workflows/config/smoke.yaml").read_text())
-    sec = workflow / "workflows/config/smoke/cifar10.yaml"
-    sec.write_text(
-        sec.read_text().replace("student_source: distill", "student_source: zenodo")
+# ------------------------------------------------------------------ the paper DAG
+def _job_counts(stdout: str) -> dict[str, int]:
+    """The first 'Job stats' table of a dry run: rule -> number of jobs."""
+    table = stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    rows = (line.split() for line in table.splitlines()[3:])
+    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[0] != "total"}
+
+
+def test_paper_dag_dry_runs_with_distilled_and_released_students(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    out = snakemake("-n", "-p", "paper_tables/cifar10.csv", cwd=work)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cells = get_setting("cifar10").cells(
+        resolve(load_config(DEFAULT_CONFIG), "cifar10", "paper")
     )
-    out = _smk("-n", "--configfile", str(bad), cwd=workflow)
-    assert out.returncode != 0
-    assert (
-        "cifar10.paper.student_source: 'zenodo' is not allowed"
-        in out.stdout + out.stderr
+    assert _job_counts(out.stdout) == {
+        "fetch_model": 1,  # the published tauLDR teacher; nothing trained at paper scale
+        "prepare_data": 1,
+        "distill": 1,
+        "reference": 1,
+        "sample": len(cells),
+        "score": len(cells),
+        "make_paper_table": 1,
+    }
+    assert len(cells) == 9  # 3 teacher, 3 student, 3 hybrid cells (Table 1)
+    assert '"weights_path":null' in out.stdout  # Inception weights: downloaded
+    extra = tmp_path / "released.yaml"
+    extra.write_text(
+        "cifar10:\n  paper:\n"
+        "    sweep: {students: [released_student], hybrid: {student: released_student}}\n"
+        "    metrics: {weights_path: /w/incep tion.pth}\n"
     )
-
-
-def test_smoke_dag_end_to_end(smoke_workflow):
-    workflow = smoke_workflow
-    tables = workflow / "results/smoke/paper_tables/mini"
-    rows = list(csv.DictReader(open(tables / "cifar10.csv")))
-    models = {(r["model"], int(r["steps"]), int(r["teacher_last"])) for r in rows}
-    assert {
-        ("teacher", 4, 4),
-        ("student", 2, 0),
-        ("hybrid", 2, 1),
-        ("real", 0, 0),
-    } <= models
-    assert all(float(r["fid"]) >= 0 for r in rows if r["fid"])
-    assert (tables / "cifar10.png").stat().st_size > 1000
-    assert "Speed-up at equal quality" in (tables / "cifar10.md").read_text()
-    meta = json.loads((tables / "cifar10.meta.json").read_text())
-    assert "git_commit" in meta and "speedup" in meta
-    run = workflow / "results/smoke/cifar10/mini"
-    assert json.loads((run / "teacher_check.json").read_text())["min_steps"] == 2
-    assert (
-        json.loads((run / "students/student.meta.json").read_text())["rules"]["K"] == 4
-    )
-    again = _smk(
-        "results/smoke/paper_tables/mini/cifar10.csv", "-n",
-        "--configfile", "workflows/config/smoke.yaml", cwd=workflow,
+    out = snakemake(
+        "-n", "-p", "paper_tables/cifar10.csv",
+        "--configfile", "workflows/config/default.yaml", str(extra), cwd=work,
     )  # fmt: skip
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = _job_counts(out.stdout)
+    assert "distill" not in jobs and jobs["fetch_model"] == 2  # teacher + released
+    assert "results/cifar10/paper/fetched/released_student/model.json" in out.stdout
+    # every job that extracts features is given the local weights (9 cells + reference)
+    assert out.stdout.count('"weights_path":"/w/incep tion.pth"') == 10
 
 
-def test_paper_table_layout_plot_and_note(tmp_path):
-    """Paper scale: Table 1 columns beside the published values, the plot and the note."""
-    from di4c.cli import cifar10_table
-
-    recs = []
-    for n, (ft, fs) in {10: (33.0, 21.0), 20: (12.0, 5.9), 40: (6.0, 5.5)}.items():
-        recs += [
-            _rec("teacher", n, ft, spread=None, last=n) | {"is": 7.0},
-            _rec("student", n, fs, spread=None) | {"is": 8.0},
-        ]
-    recs.append(_rec("hybrid", 10, 18.0, spread=None, last=3) | {"is": 8.1})
-    for r in recs:
-        r.update(num_fake=50000, fid_clean=r["fid"] + 0.5)
-    m = tmp_path / "m.json"
-    m.write_text(json.dumps({"records": recs}))
-    out = tmp_path / "cifar10.csv"
-    cifar10_table.main(["--scale", "paper", "--metrics", str(m), "--out", str(out)])
-    rows = list(csv.DictReader(open(out)))
-    need = {"model", "steps", "fid", "is", "paper_fid", "paper_is", "fid_clean"}
-    assert need <= set(rows[0])
-    got = {(r["model"], int(r["steps"])): r for r in rows}
-    assert float(got[("teacher", 10)]["paper_fid"]) == 32.61
-    assert float(got[("student", 10)]["paper_fid"]) == 20.64
-    assert got[("student", 40)]["paper_fid"] == "" == got[("hybrid", 10)]["paper_fid"]
-    assert float(got[("hybrid", 10)]["fid_clean"]) == 18.5
-    assert [r["model"] for r in rows][:3] == ["teacher"] * 3  # paper order
-    assert out.with_suffix(".png").stat().st_size > 1000
-    md = out.with_suffix(".md").read_text()
-    assert "clean-fid" in md and "with split-half spreads" not in md
-    assert "Row `real`" not in md  # no real-vs-real floor at paper scale
-    assert "N=20" in md  # student@20 (5.9) matches teacher@40 (6.0); @10 does not
-    meta = json.loads(out.with_name("cifar10.meta.json").read_text())
-    assert meta["speedup"]["student"]["first_N_matching_teacher_2N"] == 20
+# ------------------------------------------------------------------ the smoke run
+def test_smoke_dag_mini_branch(smoke_workflow):
+    """The CIFAR-10 branch of the shared smoke run: table, notes, model cards, samples,
+    seeds, per-job benchmarks and logs."""
+    work = smoke_workflow
+    cfg = resolve(load_config(DEFAULT_CONFIG), "cifar10", "smoke")
+    run = work / "results/smoke/cifar10/smoke"
+    tables = work / "results/smoke/paper_tables/mini"
+    cells = get_setting("cifar10").cells(cfg)
+    with open(tables / "cifar10.csv") as f:
+        header = next(csv.reader(f))
+        f.seek(0)
+        rows = list(csv.DictReader(f))
+    assert header == list(LAYOUTS["cifar10"].columns)
+    got = {(r["model"], int(r["steps"]), int(r["teacher_last"] or 0)) for r in rows}
+    assert got == {(c.model, c.steps, c.teacher_last) for c in cells} | {("real", 0, 0)}
+    for r in rows:
+        assert float(r["fid"]) >= 0 and float(r["is"]) >= 1 - 1e-6
+        assert r["fid_clean"] == ""  # clean_fid_extractor none below paper scale
+        if r["model"] != "real":
+            assert float(r["fid_sd"]) >= 0 and int(r["num_samples"]) == 24
+    students = [r for r in rows if r["model"] in ("student", "hybrid")]
+    assert students and all(r["teacher"] == "teacher" for r in students)
+    md = (tables / "cifar10.md").read_text()
+    meta = json.loads((tables / "cifar10.meta.json").read_text())
+    assert (
+        "## Notes" in md
+        and meta["notes"]
+        and all(f"- {n}" in md for n in meta["notes"])
+    )
+    assert meta["config"]["teacher_of"] == {"student": "teacher", "hybrid": "teacher"}
+    assert "git_commit" in meta and (tables / "cifar10.png").stat().st_size > 1000
+    # model cards: the trained teacher and classifier, the distilled student
+    cards = {m: json.loads((run / f / m / "model.json").read_text())
+             for f, m in (("trained", "teacher"), ("trained", "classifier"),
+                          ("distilled", "student"))}  # fmt: skip
+    assert (cards["teacher"]["kind"], cards["student"]["kind"]) == (
+        "product",
+        "mixture",
+    )
+    assert cards["classifier"]["kind"] == "classifier"
+    assert cards["student"]["extra"]["teacher"] == "teacher"
+    assert cards["student"]["provenance"]["config"]["rules"]["K"] == 4
+    teacher_json = run / "trained/teacher/model.json"
+    assert cards["student"]["provenance"]["inputs"]["teacher"]["sha256"] == sha256_file(
+        teacher_json
+    )
+    assert (
+        json.loads((run / "teacher_check.json").read_text())["config"]["min_steps"] == 2
+    )
+    # samples: seeds seed + i, the cell's models per step, NFE = N
+    seed, n = cfg["sample"]["seed"], cfg["sample"]["num_samples"]
+    for cell in cells:
+        s = torch.load(run / f"samples/{cell.id}.pt", weights_only=True)
+        assert s["seeds"].tolist() == list(range(seed, seed + n)), cell.id
+        assert s["x"].shape == (n, 64) and int(s["x"].max()) < cfg["process"]["S"]
+        assert s["cell"] == cell.record() and s["nfe"] == cell.steps
+        first = "student" if cell.model == "hybrid" else cell.model
+        want = [first] * (cell.steps - cell.teacher_last) + [
+            "teacher"
+        ] * cell.teacher_last
+        assert s["models"] == want, cell.id
+        rec = json.loads((run / f"metrics/{cell.id}.json").read_text())
+        assert (rec["cell"], rec["nfe"], rec["num_samples"]) == (cell.id, cell.steps, n)
+    # every distill / sample / score job wrote its benchmark (time, peak memory) and log
+    jobs = ["distill_student", "train_teacher", "train_classifier", "reference"]
+    jobs += [f"{step}_{c.id}" for c in cells for step in ("sample", "score")]
+    for job in jobs:
+        bench = (run / f"benchmarks/{job}.tsv").read_text().splitlines()
+        assert re.match(r"s\th:m:s\tmax_rss", bench[0]) and len(bench) == 2, job
+        assert (run / f"logs/{job}.log").stat().st_size > 0, job
+    assert "done in" in (run / "logs/distill_student.log").read_text()

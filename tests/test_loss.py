@@ -19,7 +19,8 @@ from di4c.loss import (
 )
 from di4c.networks.small import MLPDenoiser
 from di4c.processes import GaussianRateProcess, MaskedProcess
-from di4c.settings import SETTINGS, get_rules
+from di4c.settings import paper_rules
+from di4c.settings.rules import DistillRules
 from di4c.theory.exact import ExactPosterior
 
 F64 = torch.float64
@@ -55,8 +56,7 @@ def test_mixture_likelihood_and_marginals_by_enumeration():
         got = log_mixture_likelihood(lp, xs[None].expand(B, -1, -1))[b]
         assert torch.allclose(got, q.log(), atol=1e-12)
         assert torch.allclose(q.sum(), torch.tensor(1.0, dtype=F64))
-        # marginals average probabilities, not logits
-        # (docs/implementation-notes.md#marginals-average-probabilities)
+        # marginals average probabilities, not logits (the mixture's marginal, Sec. 4)
         m = log_marginals(lp)[b].exp()
         for d in range(D):
             for v in range(S):
@@ -220,10 +220,10 @@ def test_gradients_reach_only_the_student_at_t(setting):
     torch.manual_seed(0)
     if setting == "cifar10":
         proc = GaussianRateProcess(S=3, dtype=F64, clamp_below=0)
-        rules = get_rules("cifar10", K=4)
+        rules = paper_rules("cifar10", K=4)
     else:
         proc = MaskedProcess(3, "linear", dtype=F64)
-        rules = get_rules(
+        rules = paper_rules(
             "openwebtext",
             K=4,
             time_kwargs=dict(T=1024, distil_prob=0.0, distil_delta=0.02),
@@ -274,20 +274,33 @@ def test_gradients_reach_only_the_student_at_t(setting):
 
 
 def test_settings_table():
-    assert (
-        SETTINGS["cifar10"].K == 16
-        and SETTINGS["imagenet"].K == 32
-        and SETTINGS["openwebtext"].K == 16
+    """The paper's rules of each setting (the values the adapters cite)."""
+    rules = {s: paper_rules(s) for s in ("cifar10", "imagenet", "openwebtext")}
+    assert all(isinstance(r, DistillRules) for r in rules.values())
+    assert (rules["cifar10"].K, rules["imagenet"].K, rules["openwebtext"].K) == (
+        16,
+        32,
+        16,
     )
     assert (
-        SETTINGS["imagenet"].distil_weight == 20
-        and SETTINGS["imagenet"].alpha_const == 0.1
+        rules["imagenet"].distil_weight == 20 and rules["imagenet"].alpha_const == 0.1
     )
     assert (
-        SETTINGS["cifar10"].target_train_mode
-        and not SETTINGS["openwebtext"].target_train_mode
+        rules["cifar10"].target_train_mode
+        and not rules["openwebtext"].target_train_mode
     )
+    assert not rules["imagenet"].target_train_mode
+    assert (rules["cifar10"].time_sampler, rules["imagenet"].time_sampler) == (
+        "tauldr",
+        "maskgit",
+    )
+    # overrides replace single fields and are validated like the defaults
+    k4 = paper_rules("cifar10", K=4)
+    assert k4.K == 4 and k4.lr == rules["cifar10"].lr
+    assert DistillRules.from_dict({"K": 4}).K == 4
     with pytest.raises(ValueError, match="unknown distillation rule"):
-        get_rules("cifar10", KK=3)
+        paper_rules("cifar10", KK=3)
     with pytest.raises(ValueError, match="unknown setting"):
-        get_rules("cifar100")
+        paper_rules("cifar100")
+    with pytest.raises(ValueError, match="K must be >= 1"):
+        paper_rules("imagenet", K=0)

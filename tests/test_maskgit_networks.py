@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from di4c.artifacts import sha256_file
 from di4c.checkpoints import CheckpointFormatError, UnsafeCheckpointError
 from di4c.denoiser import Denoiser
 from di4c.download import MissingWeightsError, RemoteFile
@@ -439,9 +441,24 @@ def test_offline_fetch_names_config_key(tmp_path, monkeypatch):
         )
 
 
-def test_fetch_cli_local_copies_revision_and_config_key_errors(tmp_path, monkeypatch):
-    """imagenet_fetch: local copies are checked and linked; errors name the key."""
-    from di4c.cli import imagenet_fetch
+def _config_has(dotted: str) -> bool:
+    """Whether a config key named by an error exists in the resolved ImageNet config."""
+    from di4c.config import DEFAULT_CONFIG, load_config, resolve
+
+    setting, scale, *path = dotted.split(".")
+    node = resolve(load_config(DEFAULT_CONFIG), setting, scale)
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def test_fetch_step_local_copies_kinds_and_config_keys(tmp_path, monkeypatch, capsys):
+    """The fetch step: local copies are checked and named by their model cards; a
+    file of the wrong family or kind fails at the fetch, naming the config key."""
+    from di4c.cli import fetch as fetch_step
+    from di4c.models import read_card
 
     monkeypatch.setenv("DI4C_CACHE_DIR", str(tmp_path / "cache"))
     src = tmp_path / "src"
@@ -451,33 +468,59 @@ def test_fetch_cli_local_copies_revision_and_config_key_errors(tmp_path, monkeyp
     student = MaskTransformer(SMALL.as_student()).eval()
     t = mg.save_transformer_checkpoint(src / "MaskGIT_ImageNet_256.pth", teacher)
     s = mg.save_transformer_checkpoint(src / "maskgit-di4c-d.pth", student)
-    vq = VQModel(SMALL_VQ).eval()
-    ck = mg.save_vqgan_checkpoint(src / "last.ckpt", vq)
+    ck = mg.save_vqgan_checkpoint(src / "last.ckpt", VQModel(SMALL_VQ).eval())
     ym = mg.write_vqgan_yaml(src / "model.yaml", SMALL_VQ)
-    out = tmp_path / "weights"
-    flags = ["--teacher-ckpt", str(t), "--vqgan-ckpt", str(ck), "--vqgan-yaml"]
-    flags += [str(ym), "--out-dir", str(out), "--hf-revision", "abc123"]
-    imagenet_fetch.main([*flags, "--student", "--student-ckpt", str(s)])
-    for name, f in [
-        ("teacher.pth", t),
-        ("vqgan/last.ckpt", ck),
-        ("vqgan/model.yaml", ym),
-        ("released.pth", s),
+    local = {
+        "models.teacher.local": t,
+        "models.released.local": s,
+        "models.vq.local_ckpt": ck,
+        "models.vq.local_yaml": ym,
+        "hf_revision": "abc123",
+    }
+
+    def fetch(model, **over):
+        sets = [f"{k}={v}" for k, v in (local | over).items()]
+        fetch_step.cli(
+            ["--setting", "imagenet", "--scale", "paper", "--model", model]
+            + [a for x in sets for a in ("--set", x)]
+            + ["--out-dir", str(tmp_path / "fetched" / model)]
+        )
+        return read_card(tmp_path / "fetched" / model)
+
+    def refused(model, pattern, **over):
+        with pytest.raises(SystemExit) as e:
+            fetch(model, **over)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 1 and len(err) == 1, err
+        assert re.search(pattern, err[0]), err[0]
+
+    cards = {m: fetch(m) for m in ("teacher", "released", "vq")}
+    assert [cards[m].kind for m in cards] == ["product", "mixture", "tokenizer"]
+    for m, role, f in [
+        ("teacher", "weights", t),
+        ("released", "weights", s),
+        ("vq", "weights", ck),
+        ("vq", "config", ym),
     ]:
-        assert (out / name).is_symlink() and (out / name).resolve() == f.resolve()
-    meta = json.loads((out / "weights.meta.json").read_text())
-    assert meta["config"] == {"student": True, "hf_revision": "abc123"}
-    assert meta["files"]["teacher.pth"]["source"].startswith(
-        "hf://llvictorll/Maskgit-pytorch@abc123/"
+        assert cards[m].path(role) == f.resolve()
+        assert cards[m].sha256[role] == sha256_file(f)
+    _assert_same_weights(
+        student, mg.load_student(cards["released"].path(), config=SMALL)
     )
-    _assert_same_weights(student, mg.load_student(out / "released.pth", config=SMALL))
+    assert not (tmp_path / "cache").exists()  # local copies are used in place
     # a missing local copy names the workflow config key
-    with pytest.raises(MissingWeightsError, match=r"imagenet\.paper\.weights\.student"):
-        imagenet_fetch.main([*flags, "--student", "--student-ckpt", str(src / "no")])
-    # a file of the wrong family fails at the fetch step, not hours later
-    bad = [*flags[:3], str(t), *flags[4:]]  # the teacher .pth as the VQGAN ckpt
-    with pytest.raises(CheckpointFormatError):
-        imagenet_fetch.main(bad)
+    key = r"imagenet\.paper\.models\.released\.local"
+    refused("released", key, **{"models.released.local": src / "no.pth"})
+    # a file of the wrong family or kind fails at the fetch step, not hours later
+    refused("vq", r"ImageNet_256\.pth: not a VQGAN", **{"models.vq.local_ckpt": t})
+    refused("teacher", r"expected a product checkpoint.*models\.teacher\.local",
+            **{"models.teacher.local": s})  # fmt: skip
+    refused("released", r"expected a mixture checkpoint.*models\.released\.local",
+            **{"models.released.local": t})  # fmt: skip
+    # every key an error names is a key of the workflow config
+    for k in (mg.CONFIG_KEY_TEACHER, mg.CONFIG_KEY_STUDENT, mg.CONFIG_KEY_VQGAN_CKPT,
+              mg.CONFIG_KEY_VQGAN_YAML, mg.CONFIG_KEY_HF_REVISION):  # fmt: skip
+        assert _config_has(k), k
     # revisions: default untouched, another one gets its own cache name; URLs keep
     assert mg.at_revision(mg.TEACHER_FILE, mg.HF_REVISION) is mg.TEACHER_FILE
     r = mg.at_revision(mg.VQGAN_CKPT_FILE, "0123abcd")
@@ -485,7 +528,6 @@ def test_fetch_cli_local_copies_revision_and_config_key_errors(tmp_path, monkeyp
     assert mg.at_revision(mg.STUDENT_FILE, "0123abcd") is mg.STUDENT_FILE
     with pytest.raises(ValueError, match=mg.CONFIG_KEY_HF_REVISION):
         mg.at_revision(mg.TEACHER_FILE, "main; rm -rf")
-    assert mg.CONFIG_KEY_TEACHER == "imagenet.paper.weights.teacher_ckpt"
 
 
 def test_pinned_descriptors():

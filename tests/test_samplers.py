@@ -57,9 +57,10 @@ def _run(kind, seeds):
         proc = MaskedProcess(5, "loglinear")
         den = _table_denoiser(6, 4, 5, mixture=True)
         return ancestral_sample(proc, den, 3, rng, 4).x
+    proc = MaskedProcess(6)  # mask id 6
     den = _table_denoiser(7, 16, 7, mixture=True, cond_classes=3)
     labels = torch.tensor([s % 3 for s in seeds])
-    return confidence_sample(den, 4, rng, 16, mask_id=6, labels=labels, cfg_w=2.0).x
+    return confidence_sample(proc, den, 4, rng, 16, labels, guidance=2.0).x
 
 
 @pytest.mark.parametrize("kind", ["analytical", "ancestral", "confidence"])
@@ -99,6 +100,87 @@ def test_hybrid_step_accounting():
     ]  # final argmax at t_min
     with pytest.raises(ValueError, match="teacher_last"):
         hybrid_schedule(student, teacher, 4, 5)
+
+
+def _recording(den, name, log):
+    """The same denoiser, logging (name, x_t) of every call."""
+
+    def fn(x, t, lam, cond):
+        log.append((name, x.clone()))
+        return den(x, t, lam, cond)
+
+    return CallableDenoiser(fn, den.num_classes, den.is_mixture)
+
+
+HYBRID_SETUPS = {  # sampler -> (process, num_states, D, options)
+    "analytical": (lambda: GaussianRateProcess(S=5), 5, 4, {}),
+    "ancestral": (lambda: MaskedProcess(5, "loglinear"), 6, 8, {}),
+    "confidence": (lambda: MaskedProcess(6), 7, 16, {"guidance": 2.0}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HYBRID_SETUPS))
+def test_one_hybrid_rule_for_every_sampler(kind):
+    """hybrid_schedule(student, teacher, N, L): the student's N - L steps, then the
+    teacher's L (sony/di4c tauldr/scripts/distil_sample.py ``-n N -l L``) in every
+    sampler; before the teacher's first step the state is the student run's own."""
+    from di4c.samplers import SAMPLERS
+
+    make_proc, n_states, D, opts = HYBRID_SETUPS[kind]
+    proc, S = make_proc(), 7 if kind == "confidence" else 5
+    cond = torch.tensor([0, 1, 2]) if kind == "confidence" else None
+    student = _table_denoiser(n_states, D, S, mixture=True, seed=1, cond_classes=3)
+    teacher = _table_denoiser(n_states, D, S, mixture=False, seed=2, cond_classes=3)
+    N, seeds = 4, [5, 6, 7]
+
+    def run(L, log):
+        s, t = _recording(student, "s", log), _recording(teacher, "t", log)
+        per_step = hybrid_schedule(s, t, N, L)
+        return SAMPLERS[kind](proc, per_step, N, SampleRNG(seeds), D, cond, **opts).x
+
+    logs = {L: [] for L in range(N + 1)}
+    out = {L: run(L, logs[L]) for L in range(N + 1)}
+    alone = {}
+    for name, den in (("s", student), ("t", teacher)):
+        alone[name] = SAMPLERS[kind](proc, den, N, SampleRNG(seeds), D, cond, **opts).x
+    assert torch.equal(out[0], alone["s"]) and torch.equal(out[N], alone["t"])
+    assert not torch.equal(alone["s"], alone["t"])
+    for L in range(N + 1):
+        names = [n for n, _ in logs[L]]
+        want = ["s"] * (N - L) + ["t"] * L
+        # the ancestral sampler skips calls once nothing is masked: a prefix
+        assert names == want[: len(names)] and len(names) >= N - L
+        if kind != "ancestral":
+            assert len(names) == N
+        for k in range(min(N - L + 1, len(names))):  # states up to the hand-over
+            assert torch.equal(logs[L][k][1], logs[0][k][1])
+
+
+def test_confidence_commits_the_unmask_schedule():
+    """Step i's input has sum(schedule[:i]) committed tokens per sample; the output none masked."""
+    log = []
+    table = _table_denoiser(7, 16, 7, mixture=True, cond_classes=3)
+
+    def no_mask_class(x, t, lam, cond):
+        # the authors' sampler may draw the mask class itself (it stays masked); a
+        # denoiser that never predicts it commits exactly the schedule
+        logp = table(x, t, lam, cond).clone()
+        logp[..., 6] = -1e4  # finite: CFG combines two of these
+        return logp.log_softmax(-1)
+
+    den = _recording(CallableDenoiser(no_mask_class, 7, is_mixture=True), "s", log)
+    out = confidence_sample(
+        MaskedProcess(6), den, 4, SampleRNG([1, 2, 3]), 16, torch.tensor([0, 1, 2])
+    )
+    sched = unmask_schedule(4, 16)
+    assert sched == [3, 2, 4, 7] and out.nfe == 4
+    # step 0 unguided (one pass of B rows), then conditional + unconditional halves
+    assert [x.shape[0] for _, x in log] == [3, 6, 6, 6]
+    for i, (_, x) in enumerate(log):
+        committed = (x[:3] != 6).sum(1)
+        assert committed.tolist() == [sum(sched[:i])] * 3
+        assert torch.equal(x[:3], x[3:]) or i == 0  # both CFG halves share x_t
+    assert (out.x != 6).all() and int(out.x.max()) <= 5
 
 
 def test_final_step_is_argmax():
@@ -145,8 +227,10 @@ def test_confidence_cfg_same_lambda_both_halves():
         return torch.log_softmax(torch.zeros(x.shape[0], x.shape[1], 5), -1)
 
     den = CallableDenoiser(fn, 5, is_mixture=True)
+    proc = MaskedProcess(4)
+    assert proc.mask_id == 4
     out = confidence_sample(
-        den, 3, SampleRNG([1, 2]), 8, mask_id=4, labels=torch.tensor([0, 1]), cfg_w=1.0
+        proc, den, 3, SampleRNG([1, 2]), 8, torch.tensor([0, 1]), guidance=1.0
     )
     assert (out.x != 4).all() and out.nfe == 3
     assert seen[0][0].shape == (2,)  # step 0 is unguided: one pass
@@ -215,6 +299,4 @@ def test_bad_sampler_inputs():
     with pytest.raises(ValueError, match="seeds"):
         SampleRNG([])
     with pytest.raises(ValueError, match="labels"):
-        confidence_sample(
-            den, 2, SampleRNG([0, 1]), 2, mask_id=3, labels=torch.tensor([0])
-        )
+        confidence_sample(proc, den, 2, SampleRNG([0, 1]), 2, torch.tensor([0]))

@@ -30,7 +30,7 @@ from di4c.models import read_card, write_card
 from di4c.samplers.noise import BatchRNG
 from di4c.settings import get_setting
 from di4c.settings.rules import DistillRules
-from di4c.train import train
+from di4c.train import RESUMABLE_FIELDS, train
 
 
 def student_rules(cfg: dict, model: str) -> DistillRules:
@@ -98,8 +98,10 @@ def main(args) -> None:
         train_config(rules),
         out_dir=out / "run",
         label=args.model,
-        run_key={
-            "rules": asdict(rules),
+        run_key={  # the run's length and logging may change across a resume
+            "rules": {
+                k: v for k, v in asdict(rules).items() if k not in RESUMABLE_FIELDS
+            },
             "teacher": teacher_card.sha256,
             "init": init_card.sha256,
         },

@@ -44,7 +44,7 @@ __all__ = [
     "val_labels_in_loader_order",
 ]
 
-CONFIG_KEY_IMAGENET_DIR = "imagenet.paper.imagenet_dir"
+CONFIG_KEY_IMAGENET_DIR = "imagenet.paper.data.root"
 IMAGE_SIZE = 256
 NUM_VAL = 50_000
 

@@ -6,7 +6,7 @@ the analytical sampler on linspace(1, 0.01, N) with a final argmax (NFE = N) and
 the hybrid ``-n N -l L``; FID / IS with the Inception network against CIFAR-10
 train. Mini scale: the same network class, process, sampler and loss on packaged
 MNIST digits at S grey levels, with FID / IS under a digit classifier the DAG
-trains (docs/mini-twins.md#the-three-twins).
+trains (docs/mini-twins.md).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ DISTIL = "sony/di4c tauldr/config/train/distil_cifar10.py"
 TRAIN = "sony/di4c tauldr/train_distil.py"
 LOSS = "sony/di4c tauldr/lib/losses/losses.py: DistilChain.calc_loss"
 SAMPLE = "sony/di4c tauldr/scripts/distil_sample.py"
+CLEAN_FID_KEY = "clean_fid"  # clean-fid features of the reference in features.pt
 
 PAPER = {
     "device": "auto",
@@ -274,6 +275,9 @@ class Cifar10(ImageScoring, Setting):
         )
 
     def fetch(self, cfg: dict, name: str, pins: str | None) -> ModelCard:
+        import dataclasses
+
+        from di4c.checkpoints import CheckpointFormatError
         from di4c.pins import fetch_pinned
         from di4c.teachers.tauldr import (
             DI4C_STUDENT_FILE,
@@ -284,19 +288,20 @@ class Cifar10(ImageScoring, Setting):
 
         spec = cfg["models"][name]
         local = spec.get("local") or None
+        key = f"cifar10.paper.models.{name}.local"  # named by local-copy errors
         if spec["source"] == "published":
-            path = teacher_checkpoint_path(
-                local, remote=TAULDR_TEACHER_FILE, pin_file=pins
-            )
+            remote = dataclasses.replace(TAULDR_TEACHER_FILE, config_key=key)
+            path = teacher_checkpoint_path(local, remote=remote, pin_file=pins)
         else:
-            path = fetch_pinned(DI4C_STUDENT_FILE, local, pins)
+            remote = dataclasses.replace(DI4C_STUDENT_FILE, config_key=key)
+            path = fetch_pinned(remote, local, pins)
         ckpt = read_checkpoint(path)
         kind = "mixture" if ckpt.is_student else "product"
         want = "mixture" if spec["source"] == "released" else "product"
         if kind != want:
-            raise ValueError(
+            raise CheckpointFormatError(
                 f"{path}: expected a {want} checkpoint for model {name!r}, found a {kind} "
-                f"one; check config key cifar10.paper.models.{name}.local"
+                f"one; check config key {key}"
             )
         return ModelCard(
             name=name,
@@ -361,6 +366,43 @@ class Cifar10(ImageScoring, Setting):
         S = cfg["process"]["S"]
         for i in range(0, x.shape[0], 5000):
             yield levels_to_uint8(x[i : i + 5000].view(-1, *shape), S)
+
+    def reference(self, cfg: dict, data_dir: Path, models: dict, device):
+        """The reference features, plus clean-fid's features of the same reference
+        images (at most ``clean_fid_max_samples``) where ``clean_fid_extractor`` is
+        set: the table's second FID column, ``fid_clean`` (paper scale)."""
+        real, rows = super().reference(cfg, data_dir, models, device)
+        m = cfg["metrics"]
+        if m["clean_fid_extractor"] != "none":
+            from di4c.metrics.image_quality import clean_fid_features
+
+            images = self.real_images(cfg, data_dir, m["reference"])
+            cap = m["clean_fid_max_samples"] or len(images)
+            feats = clean_fid_features(
+                images[:cap], feature_extractor=m["clean_fid_extractor"]
+            )
+            real = real | {CLEAN_FID_KEY: torch.from_numpy(feats)}
+        return real, rows
+
+    def score(self, cfg: dict, samples: dict, models: dict, real: dict, device) -> dict:
+        """The cell's record; with clean-fid reference features, also ``fid_clean``
+        of the first ``clean_fid_max_samples`` (0: all) samples."""
+        real = dict(real)
+        clean_ref = real.pop(CLEAN_FID_KEY, None)
+        record = super().score(cfg, samples, models, real, device)
+        m = cfg["metrics"]
+        if clean_ref is not None and m["clean_fid_extractor"] != "none":
+            from di4c.metrics.image_quality import clean_fid
+
+            fake = torch.cat(list(self.decode(cfg, samples, models, device)))
+            n = m["clean_fid_max_samples"] or len(fake)
+            record["fid_clean"] = clean_fid(
+                fake[:n],
+                clean_ref.double().numpy(),
+                feature_extractor=m["clean_fid_extractor"],
+            )
+            record["fid_clean_samples"] = min(n, len(fake))
+        return record
 
     def floor_rows(self, cfg, data_dir, models, reference):
         """Mini: held-out real digits scored against the training digits (the floor)."""

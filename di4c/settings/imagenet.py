@@ -378,23 +378,28 @@ class ImageNet(ImageScoring, Setting):
             raise ValueError(
                 f"imagenet has no published model {name!r}; allowed: {sorted(files)}"
             )
-        paths = {}
+        paths, read = {}, {}
         for role, (remote, key, check) in files[name].items():
             rf = dataclasses.replace(
                 mg.at_revision(remote, cfg["hf_revision"]),
                 config_key=f"imagenet.paper.models.{name}.{key}",
             )
             path = fetch_pinned(rf, spec.get(key), pins)
-            check(path)
+            read[role] = check(path)
             paths[role] = str(Path(path).resolve())
         if name == "vq":
             kind = "tokenizer"
-        else:
-            kind = (
-                "mixture"
-                if mg.read_transformer_checkpoint(paths["weights"]).is_student
-                else "product"
-            )
+        else:  # a student given as the teacher (or the reverse) fails here, not later
+            kind = "mixture" if read["weights"].is_student else "product"
+            want = "mixture" if spec["source"] == "released" else "product"
+            if kind != want:
+                from di4c.checkpoints import CheckpointFormatError
+
+                raise CheckpointFormatError(
+                    f"{paths['weights']}: expected a {want} checkpoint for model "
+                    f"{name!r}, found a {kind} one; check config key "
+                    f"imagenet.paper.models.{name}.local"
+                )
         return ModelCard(
             name=name, setting=self.name, kind=kind, source=spec["source"], files=paths
         )

@@ -42,13 +42,27 @@ class ImageScoring:
 
     def features(self, cfg: dict, chunks, models: dict) -> dict[str, torch.Tensor]:
         m = cfg["metrics"]
-        return features_of_chunks(
-            _chunks(chunks),
-            m["feature_extractor"],
-            self.metric_list(cfg),
-            weights_path=self._weights(cfg, models),
-            batch_size=m["batch_size"],
-        )
+        weights = self._weights(cfg, models)
+        try:
+            return features_of_chunks(
+                _chunks(chunks),
+                m["feature_extractor"],
+                self.metric_list(cfg),
+                weights_path=weights,
+                batch_size=m["batch_size"],
+            )
+        except OSError as e:  # URLError: torch-fidelity's Inception download failed
+            if m["feature_extractor"] != "inception-v3-compat" or weights:
+                raise
+            from di4c.download import MissingWeightsError
+
+            raise MissingWeightsError(
+                f"could not load torch-fidelity's Inception weights ({type(e).__name__}: "
+                f"{e}); this machine may be offline. Download "
+                "weights-inception-2015-12-05-6726825d.pth (torch-fidelity's release "
+                "assets) elsewhere and set config key "
+                f"'{self.name}.paper.metrics.weights_path' to its path."
+            ) from e
 
     def reference(
         self, cfg: dict, data_dir: Path, models: dict, device

@@ -535,7 +535,9 @@ class OpenWebText(Setting):
         ``metrics.mauve``, the judge features of that text (MAUVE's reference)."""
         ref = self.read_data(data_dir)["reference"]
         n = min(cfg["sample"]["num_samples"], ref.shape[0])
-        idx = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+        idx = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(0))[
+            :n
+        ]
         judge = self._judge(models, device)
         feats = {}
         if cfg["metrics"]["mauve"]:
@@ -548,7 +550,9 @@ class OpenWebText(Setting):
         from di4c.metrics.mauve import featurize
 
         m = cfg["metrics"]
-        return torch.from_numpy(featurize(judge, ids, m["mauve_max_len"], m["batch_size"]))
+        return torch.from_numpy(
+            featurize(judge, ids, m["mauve_max_len"], m["batch_size"])
+        )
 
     def score(self, cfg: dict, samples: dict, models: dict, real: dict, device) -> dict:
         return self.score_ids(

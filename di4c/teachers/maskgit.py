@@ -93,11 +93,11 @@ HF_REVISION = "main"
 ZENODO_RECORD = 15124163
 
 # The workflow config keys a user sets to local copies (named in every error).
-CONFIG_KEY_TEACHER = "imagenet.paper.weights.teacher_ckpt"
-CONFIG_KEY_VQGAN_CKPT = "imagenet.paper.weights.vqgan_ckpt"
-CONFIG_KEY_VQGAN_YAML = "imagenet.paper.weights.vqgan_yaml"
-CONFIG_KEY_STUDENT = "imagenet.paper.weights.student_ckpt"
-CONFIG_KEY_HF_REVISION = "imagenet.paper.weights.hf_revision"
+CONFIG_KEY_TEACHER = "imagenet.paper.models.teacher.local"
+CONFIG_KEY_VQGAN_CKPT = "imagenet.paper.models.vq.local_ckpt"
+CONFIG_KEY_VQGAN_YAML = "imagenet.paper.models.vq.local_yaml"
+CONFIG_KEY_STUDENT = "imagenet.paper.models.released.local"
+CONFIG_KEY_HF_REVISION = "imagenet.paper.hf_revision"
 
 TEACHER_FILE = RemoteFile(
     name="maskgit_MaskGIT_ImageNet_256.pth",

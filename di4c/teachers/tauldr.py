@@ -72,8 +72,9 @@ _STUDENT_TOP = ("lemb_modules.", "hlemb_modules.", "tlam_mix.", "h_t_lam_mix.")
 # The tauLDR authors publish a Dropbox *folder* (linked from the tauLDR and the
 # Di4C ``tauldr/README.md``); ``dl=1`` downloads it as a zip, from which
 # :func:`load_teacher` extracts ``ckpt_0001999999.pt``. No checksum is published.
-# ``config_key``: the workflow key (workflows/config/sections/cifar10.yaml) that
-# takes a local copy; offline errors name it.
+# ``config_key``: the key that takes a local copy, named in offline errors; the
+# CIFAR-10 adapter (di4c/settings/cifar10.py) sets the workflow's own keys
+# (``cifar10.paper.models.<name>.local``) on the files it fetches.
 TAULDR_TEACHER_FILE = RemoteFile(
     name="tauldr_cifar10_dropbox_folder.zip",
     url=(
@@ -350,7 +351,7 @@ def init_student(
 # ----------------------------------------------------------------------------------
 
 
-def _extract_teacher(archive: Path) -> Path:
+def _extract_teacher(archive: Path, config_key: str | None = None) -> Path:
     """If ``archive`` is the Dropbox folder zip, extract the CIFAR-10 checkpoint.
 
     A ``torch.save`` file is also a zip (members ``*/data.pkl``, ...); such a
@@ -370,7 +371,7 @@ def _extract_teacher(archive: Path) -> Path:
                 f"{archive}: a zip archive that should hold exactly one "
                 f"{TEACHER_CKPT_NAME}; found {hits or 'none'} among {names[:10]}. "
                 f"Extract the checkpoint by hand and set config key "
-                f"'{TAULDR_TEACHER_FILE.config_key}' to it."
+                f"'{config_key or TAULDR_TEACHER_FILE.config_key}' to it."
             )
         dest = archive.with_name(f"tauldr_cifar10_{TEACHER_CKPT_NAME}")
         if not dest.is_file():
@@ -398,7 +399,7 @@ def teacher_checkpoint_path(
     request, so two downloads of the same folder need not be byte-identical.
     """
     remote = remote or TAULDR_TEACHER_FILE
-    path = _extract_teacher(fetch(remote, local_path))
+    path = _extract_teacher(fetch(remote, local_path), remote.config_key)
     if not local_path:  # a user's copy is theirs; a download is pinned
         source = f"{remote.source} :: {TEACHER_CKPT_NAME}"
         check_or_pin(pin_file, TEACHER_CKPT_NAME, path, source)
