@@ -350,13 +350,14 @@ class OpenWebText(Setting):
         from di4c.pins import fetch_pinned
         from di4c.teachers.sdtt import (
             di4c2_student_file,
+            local_key,
             read_checkpoint,
             sdtt_config_file,
             sdtt_weights_file,
         )
 
         spec = cfg["models"][name]
-        key = f"openwebtext.paper.models.{name}.local"
+        key = local_key(name)
         if name == "judge":
             return self._fetch_judge(spec, key)
         if spec["source"] == "released":
@@ -386,11 +387,12 @@ class OpenWebText(Setting):
 
         if spec.get("local"):
             folder = Path(spec["local"])
-            if not (folder / "config.json").is_file():
-                raise MissingWeightsError(
-                    f"{folder}: no config.json; point config key {key} at a saved "
-                    "Hugging Face model folder"
-                )
+            for name in ("config.json", "model.safetensors"):
+                if not (folder / name).is_file():
+                    raise MissingWeightsError(
+                        f"{folder}: no {name}; point config key {key} at a Hugging Face"
+                        " model folder holding config.json and model.safetensors"
+                    )
             commit = None
         else:
             try:
@@ -535,7 +537,9 @@ class OpenWebText(Setting):
         ``metrics.mauve``, the judge features of that text (MAUVE's reference)."""
         ref = self.read_data(data_dir)["reference"]
         n = min(cfg["sample"]["num_samples"], ref.shape[0])
-        idx = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+        idx = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(0))[
+            :n
+        ]
         judge = self._judge(models, device)
         feats = {}
         if cfg["metrics"]["mauve"]:
@@ -548,7 +552,9 @@ class OpenWebText(Setting):
         from di4c.metrics.mauve import featurize
 
         m = cfg["metrics"]
-        return torch.from_numpy(featurize(judge, ids, m["mauve_max_len"], m["batch_size"]))
+        return torch.from_numpy(
+            featurize(judge, ids, m["mauve_max_len"], m["batch_size"])
+        )
 
     def score(self, cfg: dict, samples: dict, models: dict, real: dict, device) -> dict:
         return self.score_ids(
