@@ -156,7 +156,11 @@ def main(args) -> None:
                 "last": seeds[-1],
             },
             wall_time_s=time.time() - t0,
-            extra={"step_models": names, "nfe": record["nfe"]},
+            extra={
+                "step_models": names,
+                "nfe": record["nfe"],
+                "process_dtype": str(getattr(process, "dtype", None)),
+            },
         ),
     )
 

@@ -149,6 +149,11 @@ PAPER = {
 PROTOCOLS = {"paper": 1024, "mini": 256, "smoke": 2}  # minimum samples per cell
 
 
+def noise_of(cfg: dict, cell: Cell) -> str:
+    """A cell's sampling-noise precision: its label, else ``sample.noise``."""
+    return cell.noise or cfg["sample"]["noise"]
+
+
 def _is_mini(cfg: dict) -> bool:
     return cfg["data"]["source"] != "openwebtext"
 
@@ -241,13 +246,12 @@ class OpenWebText(Setting):
 
     # ------------------------------------------------------------------ process
     def process(self, cfg: dict, device, card: ModelCard, cell: Cell | None = None):
-        """The log-linear absorbing process (eps 1e-3) over the model's vocabulary;
-        float64 probabilities when the cell samples with float64 noise."""
-        noise = (cell.noise if cell else None) or "fp32"
+        """The log-linear absorbing process (eps 1e-3) over the model's vocabulary:
+        float32 for training; a sampling cell's probabilities in the precision of its
+        sampling noise (float64 for fp64 cells)."""
+        dtype = NOISE_DTYPES[noise_of(cfg, cell)] if cell else torch.float32
         vocab = self.net_config(card).vocab_size - 1
-        return MaskedProcess(
-            vocab, cfg["process"]["schedule"], dtype=NOISE_DTYPES[noise]
-        )
+        return MaskedProcess(vocab, cfg["process"]["schedule"], dtype=dtype)
 
     def autocast(self, rules, device):
         return contextlib.nullcontext()  # bf16 runs inside the DiT blocks (denoiser)
@@ -476,11 +480,10 @@ class OpenWebText(Setting):
         return [cfg["data"]["length"]]
 
     def sampler_options(self, cfg: dict, cell: Cell) -> dict:
-        noise = cell.noise or cfg["sample"]["noise"]
         return {  # the noise precision is explicit in every OWT cell id
             "t_end": cfg["sample"]["t_end"],
             "method": "gumbel",
-            "noise_dtype": NOISE_DTYPES[noise],
+            "noise_dtype": NOISE_DTYPES[noise_of(cfg, cell)],
         }
 
     def cells(self, cfg: dict) -> list[Cell]:
