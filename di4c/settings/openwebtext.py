@@ -524,7 +524,11 @@ class OpenWebText(Setting):
 
         m = cfg["metrics"]
         check_sample_count(
-            ids.shape[0], ids.shape[0], m["protocol"], PROTOCOLS[m["protocol"]]
+            ids.shape[0],
+            ids.shape[0],
+            m["protocol"],
+            PROTOCOLS[m["protocol"]],
+            unit="sequences",
         )
         nll = per_sample_nll(judge, ids, m["batch_size"], progress=True)
         record = text_record(nll, unigram_entropy(ids), m["bootstrap"])
@@ -560,6 +564,13 @@ class OpenWebText(Setting):
         )
 
     def score(self, cfg: dict, samples: dict, models: dict, real: dict, device) -> dict:
+        if cfg["metrics"]["mauve"] and "mauve" not in real:
+            from di4c.config import ConfigError
+
+            raise ConfigError(
+                "metrics.mauve is on but the reference holds no MAUVE features; "
+                "rerun the reference rule with metrics.mauve: true"
+            )
         return self.score_ids(
             cfg, samples["x"].long(), self._judge(models, device), real.get("mauve")
         )
