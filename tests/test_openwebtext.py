@@ -25,7 +25,7 @@ from di4c.artifacts import save_torch, sha256_file
 from di4c.cli import data as data_step
 from di4c.cli import distill as distill_step
 from di4c.cli import sample as sample_step
-from di4c.config import DEFAULT_CONFIG, deep_merge, load_config, resolve
+from di4c.config import DEFAULT_CONFIG, ConfigError, deep_merge, load_config, resolve
 from di4c.data import text
 from di4c.data.gpt2_tokenizer import (
     EOS_ID,
@@ -815,3 +815,12 @@ def test_cells_and_teacher_of_mini_and_paper():
     }
     assert len(OWT.cells(paper)) == 6 * 5
     assert get_setting("openwebtext").teacher_of(mini) == OWT.teacher_of(mini)
+    # a chain that names no model, or loops, is refused by key (not a KeyError / hang)
+    bad = deep_merge(mini, {"models": {"di4c": {"teacher": "nope"}}})
+    with pytest.raises(ConfigError, match="models.di4c.teacher: 'nope' is not a model"):
+        OWT.teacher_of(bad)
+    loop = deep_merge(mini, {"models": {"di4c": {"teacher": "di4c2"}}})
+    with pytest.raises(ConfigError, match="teacher chain loops"):
+        chain_models(loop, Cell("di4c2", 2, noise="fp64"))
+    with pytest.raises(ConfigError, match="teacher chain loops"):
+        OWT.teacher_of(loop)
