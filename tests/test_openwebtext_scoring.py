@@ -109,7 +109,34 @@ def random_dit(is_di4c: bool, seed: int) -> DIT:
 # ------------------------------------------------------------------ paper-scale fetch
 
 
-def test_fetch_sdtt_and_released_files_from_local_copies(tmp_path, capsys):
+def with_hparams(path: Path, monkeypatch) -> None:
+    """Add Lightning's ``hyper_parameters`` to a checkpoint: an OmegaConf
+    ``DictConfig`` (pickled under its real module name; omegaconf need not be
+    installed), which the loader keeps inert."""
+    import sys
+    import types
+
+    class DictConfig:
+        def __init__(self, content):
+            self._content = content
+
+    with monkeypatch.context() as m:
+        for name in ("omegaconf", "omegaconf.dictconfig"):
+            if name not in sys.modules:
+                m.setitem(sys.modules, name, types.ModuleType(name))
+        DictConfig.__module__, DictConfig.__qualname__ = (
+            "omegaconf.dictconfig",
+            "DictConfig",
+        )
+        m.setattr(
+            sys.modules["omegaconf.dictconfig"], "DictConfig", DictConfig, raising=False
+        )
+        obj = torch.load(path, weights_only=True)
+        obj["hyper_parameters"] = {"config": DictConfig({"lr": 3e-5})}
+        torch.save(obj, path)
+
+
+def test_fetch_sdtt_and_released_files_from_local_copies(tmp_path, capsys, monkeypatch):
     """SDTT teachers as HF ``model.safetensors`` (+ the ``config.json`` beside it, or
     its shapes alone) and a released di4c^2 student as the authors' Lightning file
     (``backbone._orig_mod.`` keys, ``ema`` entry): each card loads the same weights."""
@@ -133,6 +160,7 @@ def test_fetch_sdtt_and_released_files_from_local_copies(tmp_path, capsys):
     ema = ema_state(student, decay=0.9999, num_updates=5, shadow_params=shadow)
     path = tmp_path / "zenodo" / "sdtt6-di4c2.ckpt"
     save_lightning_ckpt(student, path, ema=ema, compiled=True, global_step=70000)
+    with_hparams(path, monkeypatch)  # as Lightning writes it: pickled OmegaConf
     released = read_card(fetch(tmp_path, "sdtt6_di4c2", path))
     assert released.kind == "mixture" and released.source == "released"
     raw = OWT.load_net(released, "cpu")
