@@ -749,7 +749,7 @@ def test_sample_step_noise_precision_cells(tmp_path, models):
             got[noise]["x"].long(), direct_samples([teacher] * 3, 3, seeds, noise)
         )
         cfg = owt_cfg()
-        assert OWT.sampling_process(cfg, "cpu", card, cell).dtype == DTYPES[noise]
+        assert OWT.process(cfg, "cpu", card, cell).dtype == DTYPES[noise]
         assert OWT.sampler_options(cfg, cell)["noise_dtype"] == DTYPES[noise]
         meta = json.loads((tmp_path / "samples" / f"{cell.id}.meta.json").read_text())
         assert meta["config"]["options"]["noise_dtype"] == str(DTYPES[noise])

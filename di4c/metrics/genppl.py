@@ -55,7 +55,7 @@ def load_judge(
         raise MissingJudgeError(
             f"judge LM {str(name_or_path)!r} could not be loaded ({str(e).splitlines()[0]}). "
             "If this machine is offline, download it elsewhere (e.g. "
-            f"`huggingface-cli download gpt2-large`) and set config key "
+            "`huggingface-cli download gpt2-large`) and set config key "
             f"{JUDGE_KEY} to its local folder."
         ) from e
     return model.to(device).eval()
