@@ -1,9 +1,11 @@
-"""Benchmark 8 (OWT loss memory) at a tiny shape: every variant computes the same loss.
+"""The OpenWebText benchmarks at tiny shapes.
 
-The benchmark's numbers are only meaningful if the chunked variants evaluate the
-same objective as the plain expressions: the worker of each variant runs on the
-same random inputs and their losses and gradients are compared; one variant also
-runs end to end through the script (in its own subprocess, as at paper shape).
+Benchmark 8 (loss memory): the numbers are only meaningful if the chunked variants
+evaluate the same objective as the plain expressions: the worker of each variant
+runs on the same random inputs and their losses and gradients are compared; one
+variant also runs end to end through the script (in its own subprocess, as at
+paper shape). Benchmark 9 (sampling latency): the script runs (a paper-size DiT,
+so the run is marked slow; its arguments always).
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ import pytest
 import torch
 
 VARIANTS = ("plain", "3", "fused3")  # plain expressions, dim_chunk=3, fused chunks
-SCRIPT = (
-    Path(__file__).resolve().parent.parent / "benchmarks/openwebtext_loss_memory.py"
-)
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SCRIPT = BENCHMARKS / "openwebtext_loss_memory.py"
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("owt_loss_memory", SCRIPT)
+def _bench(script=SCRIPT):
+    spec = importlib.util.spec_from_file_location(script.stem, script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -54,3 +55,30 @@ def test_loss_memory_variants_agree(tmp_path, capsys):
     capped = tmp_path / "capped.json"
     bench.main(["--variants", "3", *shape, "--max-gb", "0", "--out", str(capped)])
     assert json.loads(capped.read_text())[0]["skipped"].startswith("needs")
+
+
+def test_latency_script_arguments(capsys):
+    bench = _bench(BENCHMARKS / "openwebtext_latency.py")
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "3.4817" in out and all(f"--{a}" in out for a in ("length", "steps", "reps"))
+
+
+@pytest.mark.slow
+def test_latency_script_tiny_run(tmp_path):
+    bench = _bench(BENCHMARKS / "openwebtext_latency.py")
+    out = tmp_path / "latency.json"
+    threads = torch.get_num_threads()
+    try:
+        bench.main(
+            ["--length", "8", "--steps", "1", "--reps", "1", "--threads", "1"]
+            + ["--out", str(out)]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    res = json.loads(out.read_text())
+    assert res["ratio_of_means"] > 0 and res["paper"]["ratio"] == pytest.approx(
+        3.4817 / 3.3409
+    )

@@ -157,6 +157,7 @@ def setup_run(log: str | None, threads: int | None) -> None:
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors with a message that says what to do: one line, no traceback."""
     from di4c.checkpoints import CheckpointError
+    from di4c.data.text import TextDataError
     from di4c.download import ChecksumError, MissingWeightsError
     from di4c.metrics.genppl import MissingJudgeError
     from di4c.metrics.image_quality import InsufficientSamplesError
@@ -170,6 +171,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         MissingJudgeError,
         InsufficientSamplesError,
         ModelCardError,
+        TextDataError,
         FileNotFoundError,
     )
 

@@ -60,14 +60,25 @@ def cell_models(cfg: dict, cell: Cell) -> tuple[str, str | None]:
     return cell.model, None
 
 
+def teacher_name(cfg: dict, model: str) -> str:
+    """The teacher a student's spec names (default ``teacher``), which must be a model."""
+    teacher = cfg["models"][model].get("teacher", "teacher")
+    if teacher not in cfg["models"]:
+        raise ConfigError(
+            f"models.{model}.teacher: {teacher!r} is not a model under models: "
+            f"(have {sorted(cfg['models'])})"
+        )
+    return teacher
+
+
 def root_teacher(cfg: dict, model: str) -> str:
     """The product teacher a student descends from (di4c^2: through round 1)."""
     seen = set()
     while cfg["models"][model]["source"] in ("distill", "released"):
         if model in seen:
-            raise ValueError(f"models.{model}: teacher chain loops")
+            raise ConfigError(f"models.{model}: teacher chain loops")
         seen.add(model)
-        model = cfg["models"][model].get("teacher", "teacher")
+        model = teacher_name(cfg, model)
     return model
 
 
@@ -76,7 +87,9 @@ def chain_models(cfg: dict, cell: Cell) -> list[str]:
     first, last = cell_models(cfg, cell)
     names, m = {first}, first
     while cfg["models"][m]["source"] in ("distill", "released"):
-        m = cfg["models"][m].get("teacher", "teacher")
+        m = teacher_name(cfg, m)
+        if m in names:
+            raise ConfigError(f"models.{m}: teacher chain loops")
         names.add(m)
     return sorted(names | ({last} if last else set()))
 
@@ -156,7 +169,11 @@ def main(args) -> None:
                 "last": seeds[-1],
             },
             wall_time_s=time.time() - t0,
-            extra={"step_models": names, "nfe": record["nfe"]},
+            extra={
+                "step_models": names,
+                "nfe": record["nfe"],
+                "process_dtype": str(getattr(process, "dtype", None)),
+            },
         ),
     )
 

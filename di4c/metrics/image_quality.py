@@ -92,19 +92,25 @@ class InsufficientSamplesError(ValueError):
 
 
 def check_sample_count(
-    n_fake: int, n_real: int, protocol: str | None, min_samples=None
+    n_fake: int,
+    n_real: int,
+    protocol: str | None,
+    min_samples=None,
+    unit: str = "images",
 ):
-    """Refuse sample counts below ``min_samples`` (default: the protocol's minimum)."""
+    """Refuse sample counts below ``min_samples`` (default: the protocol's minimum);
+    ``unit`` names what is counted in the message (images, sequences)."""
     if protocol is not None and protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; allowed: {sorted(PROTOCOLS)}")
     need = min_samples if min_samples is not None else PROTOCOLS.get(protocol, 2)
     need = max(int(need), 2)  # a covariance needs two points
+    table = f" ({PROTOCOLS})" if min_samples is None else ""  # another setting's own
     for what, n in (("generated", n_fake), ("reference", n_real)):
         if n < need:
             raise InsufficientSamplesError(
-                f"{n} {what} images, but the {protocol or 'requested'} protocol needs "
-                f">= {need}; generate more samples (config key num_samples) or use a "
-                f"protocol with a lower minimum ({PROTOCOLS})"
+                f"{n} {what} {unit}, but the {protocol or 'requested'} protocol needs "
+                f">= {need}; generate more samples (config key sample.num_samples) or "
+                f"use a protocol with a lower minimum (metrics.protocol){table}"
             )
 
 

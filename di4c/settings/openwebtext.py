@@ -149,6 +149,11 @@ PAPER = {
 PROTOCOLS = {"paper": 1024, "mini": 256, "smoke": 2}  # minimum samples per cell
 
 
+def noise_of(cfg: dict, cell: Cell) -> str:
+    """A cell's sampling-noise precision: its label, else ``sample.noise``."""
+    return cell.noise or cfg["sample"]["noise"]
+
+
 def _is_mini(cfg: dict) -> bool:
     return cfg["data"]["source"] != "openwebtext"
 
@@ -241,13 +246,12 @@ class OpenWebText(Setting):
 
     # ------------------------------------------------------------------ process
     def process(self, cfg: dict, device, card: ModelCard, cell: Cell | None = None):
-        """The log-linear absorbing process (eps 1e-3) over the model's vocabulary;
-        float64 probabilities when the cell samples with float64 noise."""
-        noise = (cell.noise if cell else None) or "fp32"
+        """The log-linear absorbing process (eps 1e-3) over the model's vocabulary:
+        float32 for training; a sampling cell's probabilities in the precision of its
+        sampling noise (float64 for fp64 cells)."""
+        dtype = NOISE_DTYPES[noise_of(cfg, cell)] if cell else torch.float32
         vocab = self.net_config(card).vocab_size - 1
-        return MaskedProcess(
-            vocab, cfg["process"]["schedule"], dtype=NOISE_DTYPES[noise]
-        )
+        return MaskedProcess(vocab, cfg["process"]["schedule"], dtype=dtype)
 
     def autocast(self, rules, device):
         return contextlib.nullcontext()  # bf16 runs inside the DiT blocks (denoiser)
@@ -350,13 +354,14 @@ class OpenWebText(Setting):
         from di4c.pins import fetch_pinned
         from di4c.teachers.sdtt import (
             di4c2_student_file,
+            local_key,
             read_checkpoint,
             sdtt_config_file,
             sdtt_weights_file,
         )
 
         spec = cfg["models"][name]
-        key = f"openwebtext.paper.models.{name}.local"
+        key = local_key(name)
         if name == "judge":
             return self._fetch_judge(spec, key)
         if spec["source"] == "released":
@@ -386,11 +391,12 @@ class OpenWebText(Setting):
 
         if spec.get("local"):
             folder = Path(spec["local"])
-            if not (folder / "config.json").is_file():
-                raise MissingWeightsError(
-                    f"{folder}: no config.json; point config key {key} at a saved "
-                    "Hugging Face model folder"
-                )
+            for name in ("config.json", "model.safetensors"):
+                if not (folder / name).is_file():
+                    raise MissingWeightsError(
+                        f"{folder}: no {name}; point config key {key} at a Hugging Face"
+                        " model folder holding config.json and model.safetensors"
+                    )
             commit = None
         else:
             try:
@@ -474,11 +480,10 @@ class OpenWebText(Setting):
         return [cfg["data"]["length"]]
 
     def sampler_options(self, cfg: dict, cell: Cell) -> dict:
-        noise = cell.noise or cfg["sample"]["noise"]
         return {  # the noise precision is explicit in every OWT cell id
             "t_end": cfg["sample"]["t_end"],
             "method": "gumbel",
-            "noise_dtype": NOISE_DTYPES[noise],
+            "noise_dtype": NOISE_DTYPES[noise_of(cfg, cell)],
         }
 
     def cells(self, cfg: dict) -> list[Cell]:
@@ -519,7 +524,11 @@ class OpenWebText(Setting):
 
         m = cfg["metrics"]
         check_sample_count(
-            ids.shape[0], ids.shape[0], m["protocol"], PROTOCOLS[m["protocol"]]
+            ids.shape[0],
+            ids.shape[0],
+            m["protocol"],
+            PROTOCOLS[m["protocol"]],
+            unit="sequences",
         )
         nll = per_sample_nll(judge, ids, m["batch_size"], progress=True)
         record = text_record(nll, unigram_entropy(ids), m["bootstrap"])
@@ -555,6 +564,13 @@ class OpenWebText(Setting):
         )
 
     def score(self, cfg: dict, samples: dict, models: dict, real: dict, device) -> dict:
+        if cfg["metrics"]["mauve"] and "mauve" not in real:
+            from di4c.config import ConfigError
+
+            raise ConfigError(
+                "metrics.mauve is on but the reference holds no MAUVE features; "
+                "rerun the reference rule with metrics.mauve: true"
+            )
         return self.score_ids(
             cfg, samples["x"].long(), self._judge(models, device), real.get("mauve")
         )

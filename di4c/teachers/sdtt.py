@@ -59,9 +59,15 @@ SDTT_ROUNDS = (6, 7)
 BACKBONE_PREFIX = "backbone."
 COMPILE_INFIX = "_orig_mod."
 OPTIONAL_PREFIXES = ("latent_projection.",)  # may be missing (module docstring)
-# workflow config section whose keys point at local copies (named in offline errors);
 # a local model.safetensors is read with the config.json beside it
-LOCAL_KEY = "openwebtext.paper.local"
+
+
+def local_key(model: str) -> str:
+    """The workflow config key that takes a local copy of ``model`` (named in offline
+    errors): ``models.<name>.local`` of the openwebtext paper scale
+    (di4c/settings/openwebtext.py)."""
+    return f"openwebtext.paper.models.{model}.local"
+
 
 Weights = Literal["raw", "ema"]
 
@@ -93,7 +99,7 @@ def sdtt_weights_file(round: int) -> RemoteFile:
         hf_filename="model.safetensors",
         hf_revision=rev,
         sha256=None,
-        config_key=f"{LOCAL_KEY}.sdtt{round}",
+        config_key=local_key(f"sdtt{round}"),
         size_hint="~0.7 GB (est.)",
     )
 
@@ -107,7 +113,7 @@ def sdtt_config_file(round: int) -> RemoteFile:
         hf_filename="config.json",
         hf_revision=rev,
         sha256=None,
-        config_key=f"{LOCAL_KEY}.sdtt{round}",  # config.json beside the weights
+        config_key=local_key(f"sdtt{round}"),  # config.json beside the weights
         size_hint="a few kB",
     )
 
@@ -119,7 +125,7 @@ def di4c2_student_file(round: int) -> RemoteFile:
         name=name,
         url=f"https://zenodo.org/records/{ZENODO_RECORD}/files/{name}?download=1",
         sha256=None,
-        config_key=f"{LOCAL_KEY}.sdtt{round}_di4c2",
+        config_key=local_key(f"sdtt{round}_di4c2"),
         size_hint="size unknown",
     )
 
