@@ -192,13 +192,50 @@ def resolve(config: dict, setting: str, scale: str) -> dict:
     out = adapter.defaults()
     for s in scale_chain(scale):
         out = deep_merge(out, layers.get(s))
-    errors = schema_errors(out, _schema(setting), f"{setting} ({scale})")
+    where = f"{setting} ({scale})"
+    errors = schema_errors(out, _schema(setting), where)
+    if not errors:
+        errors = [f"{where}: {e}" for e in reference_errors(adapter(), out)]
     if errors:
         raise ConfigError(
             f"invalid configuration of {setting} at scale {scale}:\n  "
             + "\n  ".join(errors)
         )
     return out
+
+
+def reference_errors(adapter, cfg: dict) -> list[str]:
+    """What the schema cannot see: every model a student, a cell or a hybrid names
+    exists, teacher chains end, and every cell is valid (hybrid L <= N)."""
+    models = cfg.get("models")
+    if not isinstance(models, dict) or not hasattr(adapter, "cells"):
+        return []
+    have = sorted(models)
+    errors = []
+    for name, spec in models.items():
+        refs = {"teacher": spec.get("teacher"), "init": spec.get("init")}
+        if spec["source"] in ("distill", "released"):
+            refs["teacher"] = spec.get("teacher", "teacher")
+        for key, ref in refs.items():
+            if ref is not None and ref not in models:
+                errors.append(f"models.{name}.{key}: no model {ref!r}; models: {have}")
+    hybrid = (cfg.get("sweep") or {}).get("hybrid") or {}
+    if hybrid.get("student") is not None and hybrid["student"] not in models:
+        errors.append(f"sweep.hybrid.student: no model {hybrid['student']!r}; models: {have}")
+    if errors:
+        return errors
+    try:
+        cells = adapter.cells(cfg)
+    except ValueError as e:
+        return [f"sweep: {e}"]
+    for m in sorted({c.model for c in cells} - set(models) - {"hybrid"}):
+        errors.append(f"sweep: cells of {m!r}, which is no model; models: {have}")
+    if not errors:
+        try:
+            adapter.teacher_of(cfg)
+        except ValueError as e:
+            errors.append(str(e))
+    return errors
 
 
 def parse_overrides(items: Iterable[str]) -> dict:
