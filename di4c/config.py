@@ -221,7 +221,9 @@ def reference_errors(adapter, cfg: dict) -> list[str]:
                 errors.append(f"models.{name}.{key}: no model {ref!r}; models: {have}")
     hybrid = (cfg.get("sweep") or {}).get("hybrid") or {}
     if hybrid.get("student") is not None and hybrid["student"] not in models:
-        errors.append(f"sweep.hybrid.student: no model {hybrid['student']!r}; models: {have}")
+        errors.append(
+            f"sweep.hybrid.student: no model {hybrid['student']!r}; models: {have}"
+        )
     if errors:
         return errors
     try:
