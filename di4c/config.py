@@ -143,8 +143,8 @@ def validate_top(config: dict, schema_dir: Path = SCHEMA_DIR) -> None:
             if bad:
                 errors.append(
                     f"{key}: unknown scale layer(s) {bad}; allowed: {sorted(SCALE_PARENT)} "
-                    "(a layer holds only what its scale changes, e.g. "
-                    f"{key}: {{mini: {{distill: {{iters: 100}}}}}})"
+                    "(a layer holds only what its scale changes: write "
+                    f"{key}: {{mini: {{{bad[0]}: ...}}}} to change {bad[0]} at the mini scale)"
                 )
     if errors:
         raise ConfigError("invalid workflow config:\n  " + "\n  ".join(errors))
