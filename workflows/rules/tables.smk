@@ -25,10 +25,10 @@ rule make_paper_table:
         f"{RESULTS}/{{setting}}/{PAPER_SCALE}/logs/table.log",
     params:
         py=PY,
-        scale=PAPER_SCALE,
+        scale=f"--scale {PAPER_SCALE}",
         teacher_of=paper_teacher_of,
     shell:
-        "{params.py} -m di4c.cli.table --setting {wildcards.setting} --scale {params.scale}"
+        "{params.py} -m di4c.cli.table --setting {wildcards.setting} {params.scale}"
         " --metrics {input.metrics} --rows {input.rows} --teacher-of {params.teacher_of}"
         " --out {output.csv} --log {log}"
 
@@ -56,10 +56,10 @@ rule make_cpu_table:
         f"{RESULTS}/{{setting}}/{CPU_SCALE}/logs/table.log",
     params:
         py=PY,
-        scale=CPU_SCALE,
+        scale=f"--scale {CPU_SCALE}",
         teacher_of=cpu_teacher_of,
     shell:
-        "{params.py} -m di4c.cli.table --setting {wildcards.setting} --scale {params.scale}"
+        "{params.py} -m di4c.cli.table --setting {wildcards.setting} {params.scale}"
         " --metrics {input.metrics} --rows {input.rows} --teacher-of {params.teacher_of}"
         " --out {output.csv} --log {log}"
 
