@@ -19,7 +19,7 @@
   whatever the batch size, worker count or order.
 
 ImageNet cannot be downloaded by code (licence); point the config key
-``imagenet.paper.imagenet_dir`` at a local copy.
+``imagenet.paper.data.root`` at a local copy.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ __all__ = [
     "val_labels_in_loader_order",
 ]
 
-CONFIG_KEY_IMAGENET_DIR = "imagenet.paper.imagenet_dir"
+CONFIG_KEY_IMAGENET_DIR = "imagenet.paper.data.root"
 IMAGE_SIZE = 256
 NUM_VAL = 50_000
 

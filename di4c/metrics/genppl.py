@@ -39,8 +39,8 @@ def load_judge(
     if looks_local and not local.is_dir():
         raise MissingJudgeError(
             f"judge LM folder {str(local)!r} does not exist; train it first (mini: the "
-            "DAG's train_mini_judge rule) or point config key "
-            "openwebtext.paper.local.judge at a folder holding config.json and the weights"
+            "DAG's train_judge rule) or point config key "
+            "openwebtext.paper.models.judge.local at a folder holding config.json and the weights"
         )
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -54,7 +54,7 @@ def load_judge(
             f"judge LM {str(name_or_path)!r} could not be loaded ({str(e).splitlines()[0]}). "
             "If this machine is offline, download it elsewhere (e.g. "
             "`huggingface-cli download gpt2-large`) and set config key "
-            "openwebtext.paper.local.judge to its local folder."
+            "openwebtext.paper.models.judge.local to its local folder."
         ) from e
     return model.to(device).eval()
 

@@ -86,18 +86,18 @@ HF_REPO = "llvictorll/Maskgit-pytorch"
 # The authors' download_models.py pins no revision, and no commit hash of the
 # Hugging Face repo could be resolved on the (offline) machine this was written
 # on, so the default is the branch head "main". The workflow pins it through the
-# config key ``imagenet.paper.weights.hf_revision`` (a commit hash there makes the
+# config key ``imagenet.paper.hf_revision`` (a commit hash there makes the
 # inputs bit-exact; see :func:`at_revision`), and the fetch step records the
 # sha256 of every file it used.
 HF_REVISION = "main"
 ZENODO_RECORD = 15124163
 
 # The workflow config keys a user sets to local copies (named in every error).
-CONFIG_KEY_TEACHER = "imagenet.paper.weights.teacher_ckpt"
-CONFIG_KEY_VQGAN_CKPT = "imagenet.paper.weights.vqgan_ckpt"
-CONFIG_KEY_VQGAN_YAML = "imagenet.paper.weights.vqgan_yaml"
-CONFIG_KEY_STUDENT = "imagenet.paper.weights.student_ckpt"
-CONFIG_KEY_HF_REVISION = "imagenet.paper.weights.hf_revision"
+CONFIG_KEY_TEACHER = "imagenet.paper.models.teacher.local"
+CONFIG_KEY_VQGAN_CKPT = "imagenet.paper.models.vq.local_ckpt"
+CONFIG_KEY_VQGAN_YAML = "imagenet.paper.models.vq.local_yaml"
+CONFIG_KEY_STUDENT = "imagenet.paper.models.released.local"
+CONFIG_KEY_HF_REVISION = "imagenet.paper.hf_revision"
 
 TEACHER_FILE = RemoteFile(
     name="maskgit_MaskGIT_ImageNet_256.pth",
@@ -545,7 +545,7 @@ def load_teacher(
 
     ``local_paths``: None (cache or download), a path to the ``.pth`` (a
     directory gets ``MaskGIT_ImageNet_256.pth`` appended), or a mapping with key
-    ``imagenet.paper.weights.teacher_ckpt``. Offline and uncached raises
+    ``imagenet.paper.models.teacher.local``. Offline and uncached raises
     :class:`di4c.download.MissingWeightsError` naming that key.
     """
     name = Path(TEACHER_FILE.hf_filename or "").name
@@ -564,7 +564,7 @@ def load_student(
 
     ``local_paths``: None, a ``.pth`` path (a directory gets ``current.pth``
     appended, as in the authors' resume logic), or a mapping with key
-    ``imagenet.paper.weights.student_ckpt``.
+    ``imagenet.paper.models.released.local``.
     """
     path = fetch(remote, _local(local_paths, remote.config_key, "current.pth"))
     return student_from_checkpoint(path, config, device=device)
@@ -582,7 +582,7 @@ def load_vqgan(
 
     ``local_paths``: None, the VQGAN folder holding ``last.ckpt`` and
     ``model.yaml`` (the authors' ``vqgan_folder``), or a mapping with keys
-    ``imagenet.paper.weights.vqgan_ckpt`` / ``...vqgan_yaml``. With ``config`` given the
+    ``imagenet.paper.models.vq.local_ckpt`` / ``...local_yaml``. With ``config`` given the
     yaml is not needed.
     """
     if local_paths is not None and not isinstance(local_paths, Mapping):

@@ -57,7 +57,7 @@ COMPILE_INFIX = "_orig_mod."
 OPTIONAL_PREFIXES = ("latent_projection.",)  # may be missing from a file (pitfall 12)
 # workflow config section whose keys point at local copies (named in offline errors);
 # a local model.safetensors is read with the config.json beside it
-LOCAL_KEY = "openwebtext.paper.local"
+LOCAL_KEY = "openwebtext.paper.models"  # + .<model>.local
 
 Weights = Literal["raw", "ema"]
 
@@ -89,7 +89,7 @@ def sdtt_weights_file(round: int) -> RemoteFile:
         hf_filename="model.safetensors",
         hf_revision=rev,
         sha256=None,
-        config_key=f"{LOCAL_KEY}.sdtt{round}",
+        config_key=f"{LOCAL_KEY}.sdtt{round}.local",
         size_hint="~0.7 GB (est.)",
     )
 
@@ -103,7 +103,7 @@ def sdtt_config_file(round: int) -> RemoteFile:
         hf_filename="config.json",
         hf_revision=rev,
         sha256=None,
-        config_key=f"{LOCAL_KEY}.sdtt{round}",  # config.json beside the weights
+        config_key=f"{LOCAL_KEY}.sdtt{round}.local",  # config.json beside the weights
         size_hint="a few kB",
     )
 
@@ -115,7 +115,7 @@ def di4c2_student_file(round: int) -> RemoteFile:
         name=name,
         url=f"https://zenodo.org/records/{ZENODO_RECORD}/files/{name}?download=1",
         sha256=None,
-        config_key=f"{LOCAL_KEY}.sdtt{round}_di4c2",
+        config_key=f"{LOCAL_KEY}.sdtt{round}_di4c2.local",
         size_hint="size unknown",
     )
 

@@ -69,8 +69,8 @@ _STUDENT_TOP = ("lemb_modules.", "hlemb_modules.", "tlam_mix.", "h_t_lam_mix.")
 # The tauLDR authors publish a Dropbox *folder* (linked from the tauLDR and the
 # Di4C ``tauldr/README.md``); ``dl=1`` downloads it as a zip, from which
 # :func:`load_teacher` extracts ``ckpt_0001999999.pt``. No checksum is published.
-# ``config_key``: the workflow key (workflows/config/sections/cifar10.yaml) that
-# takes a local copy; offline errors name it.
+# ``config_key``: the workflow key (the model's ``local`` under models: of the
+# resolved cifar10 paper config) that takes a local copy; offline errors name it.
 TAULDR_TEACHER_FILE = RemoteFile(
     name="tauldr_cifar10_dropbox_folder.zip",
     url=(
@@ -78,7 +78,7 @@ TAULDR_TEACHER_FILE = RemoteFile(
         "?dl=1&rlkey=k6d2bp73k4ifavcg9ldjhgu0s"
     ),
     sha256=None,
-    config_key="cifar10.paper.teacher_ckpt",
+    config_key="cifar10.paper.models.teacher.local",
     size_hint=f"folder zip, size unknown; holds {TEACHER_CKPT_NAME} (~0.6 GB est.)",
 )
 
@@ -86,7 +86,7 @@ DI4C_STUDENT_FILE = RemoteFile(
     name="tldr-di4c.pt",
     url="https://zenodo.org/records/15124163/files/tldr-di4c.pt?download=1",
     sha256=None,
-    config_key="cifar10.paper.student_ckpt",
+    config_key="cifar10.paper.models.released_student.local",
     size_hint="size unknown",
 )
 
