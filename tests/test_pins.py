@@ -201,7 +201,7 @@ def test_fetch_step_writes_and_enforces_the_pin(server, tmp_path, cache):
     _Handler.body = _tiny_tauldr_student(tmp_path / "student.pt")
     pins = tmp_path / "pins" / "cifar10.json"
     url = f"{server}/tldr-di4c.pt"
-    sets = ["--set", f"models.released_student.local={''}", "--pins", str(pins)]
+    sets = ["--pins", str(pins)]
     # the published URL is a module constant; point it at the loopback server
     code = (
         "import sys, dataclasses, di4c.teachers.tauldr as t;"
