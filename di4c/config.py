@@ -17,6 +17,7 @@ that file, also key by key. The resolved configuration is validated by
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -141,10 +142,16 @@ def validate_top(config: dict, schema_dir: Path = SCHEMA_DIR) -> None:
         else:
             bad = sorted(set(config[key]) - set(SCALE_PARENT))
             if bad:
+                near = difflib.get_close_matches(bad[0], SCALE_PARENT, n=1)
+                hint = (
+                    f"did you mean {near[0]!r}?"
+                    if near
+                    else "a layer holds only what its scale changes: write "
+                    f"{key}: {{mini: {{{bad[0]}: ...}}}} to change {bad[0]} at the mini scale"
+                )
                 errors.append(
-                    f"{key}: unknown scale layer(s) {bad}; allowed: {sorted(SCALE_PARENT)} "
-                    "(a layer holds only what its scale changes: write "
-                    f"{key}: {{mini: {{{bad[0]}: ...}}}} to change {bad[0]} at the mini scale)"
+                    f"{key}: unknown scale layer(s) {bad}; allowed: "
+                    f"{sorted(SCALE_PARENT)} ({hint})"
                 )
     if errors:
         raise ConfigError("invalid workflow config:\n  " + "\n  ".join(errors))
