@@ -164,7 +164,7 @@ BAD = [
         "unknown scale layer",
         lambda: _assembled(cifar10={"minni": {"distill": {"iters": 3}}}),
         r"cifar10: unknown scale layer\(s\) \['minni'\]; allowed: "
-        r"\['mini', 'paper', 'rehearsal', 'smoke'\]",
+        r"\['mini', 'paper', 'rehearsal', 'smoke'\] \(did you mean 'mini'\?\)",
     ),
     (
         "a whole section without its scale layer",
