@@ -415,7 +415,9 @@ def test_offline_fetch_names_the_config_key(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(MissingWeightsError, match="openwebtext.paper.local.sdtt7"):
+    with pytest.raises(
+        MissingWeightsError, match=r"openwebtext\.paper\.models\.sdtt7\.local"
+    ):
         sdtt.load_teacher(7)
     dead = RemoteFile(
         name="sdtt6-di4c2.ckpt",
@@ -423,7 +425,7 @@ def test_offline_fetch_names_the_config_key(tmp_path, monkeypatch):
         config_key=sdtt.di4c2_student_file(6).config_key,
     )
     with pytest.raises(
-        MissingWeightsError, match="openwebtext.paper.local.sdtt6_di4c2"
+        MissingWeightsError, match=r"openwebtext\.paper\.models\.sdtt6_di4c2\.local"
     ):
         sdtt.load_student(6, remote=dead)
     with pytest.raises(MissingWeightsError, match="does not exist"):

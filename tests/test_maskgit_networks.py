@@ -485,7 +485,7 @@ def test_fetch_cli_local_copies_revision_and_config_key_errors(tmp_path, monkeyp
     assert mg.at_revision(mg.STUDENT_FILE, "0123abcd") is mg.STUDENT_FILE
     with pytest.raises(ValueError, match=mg.CONFIG_KEY_HF_REVISION):
         mg.at_revision(mg.TEACHER_FILE, "main; rm -rf")
-    assert mg.CONFIG_KEY_TEACHER == "imagenet.paper.weights.teacher_ckpt"
+    assert mg.CONFIG_KEY_TEACHER == "imagenet.paper.models.teacher.local"
 
 
 def test_pinned_descriptors():

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-CONFIG_KEY = "cifar10.paper.data_root"
+CONFIG_KEY = "cifar10.paper.data.root"
 
 
 class CIFAR10Unavailable(FileNotFoundError):

