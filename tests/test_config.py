@@ -413,3 +413,40 @@ def test_readme_settings_table_is_in_sync():
     )
     for setting in PAPER_SETTINGS:
         assert f"| {setting} | `distill.K` |" in readme
+
+
+KEY_REF = re.compile(
+    r"\b("
+    + "|".join(SETTINGS)
+    + r")\.(paper|mini|smoke|rehearsal)\.([A-Za-z0-9_.\-]*[A-Za-z0-9_])"
+)
+
+
+def test_config_keys_named_in_docs_and_messages_exist():
+    """Every ``<setting>.<scale>.<key>`` the docs, the config comments or an error
+    message tell a user to set is a key of that resolved configuration."""
+    files = [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / "di4c").rglob("*.py")),
+        *sorted((ROOT / "workflows").rglob("*.yaml")),
+        *sorted((ROOT / "workflows").rglob("*.md")),
+    ]
+    config = load_config()
+    resolved: dict = {}
+    bad, seen = [], 0
+    for f in files:
+        for setting, scale, path in KEY_REF.findall(f.read_text()):
+            seen += 1
+            if scale not in setting_class(setting).scales:
+                bad.append(f"{f.relative_to(ROOT)}: {setting}.{scale} (no such scale)")
+                continue
+            node = resolved.setdefault(
+                (setting, scale), resolve(config, setting, scale)
+            )
+            for part in path.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    bad.append(f"{f.relative_to(ROOT)}: {setting}.{scale}.{path}")
+                    break
+                node = node[part]
+    assert seen >= 10 and not bad, bad
