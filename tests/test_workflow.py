@@ -83,6 +83,7 @@ def test_every_rule_has_a_log_and_the_heavy_ones_a_benchmark():
         assert log and "logs/" in log, f"rule {name} has no log under logs/"
     with_benchmark = {n for n, b in blocks.items() if directive(b, "benchmark")}
     assert {"distill", "sample", "score"} <= with_benchmark
+    assert with_benchmark == set(blocks) - {"all"}  # time and peak memory of every job
     for name in with_benchmark:
         assert "benchmarks/" in directive(blocks[name], "benchmark"), name
         assert directive(blocks[name], "benchmark").strip().endswith('.tsv"'), name

@@ -23,6 +23,8 @@ rule make_paper_table:
         meta=f"{config['tables_dir']}/{{setting}}.meta.json",
     log:
         f"{RESULTS}/{{setting}}/{PAPER_SCALE}/logs/table.log",
+    benchmark:
+        f"{RESULTS}/{{setting}}/{PAPER_SCALE}/benchmarks/table.tsv"
     params:
         py=PY,
         scale=f"--scale {PAPER_SCALE}",
@@ -54,6 +56,8 @@ rule make_cpu_table:
         meta=f"{config['mini_tables_dir']}/{{setting}}.meta.json",
     log:
         f"{RESULTS}/{{setting}}/{CPU_SCALE}/logs/table.log",
+    benchmark:
+        f"{RESULTS}/{{setting}}/{CPU_SCALE}/benchmarks/table.tsv"
     params:
         py=PY,
         scale=f"--scale {CPU_SCALE}",
@@ -100,6 +104,8 @@ rule make_theory_table:
         meta=f"{config['tables_dir']}/theory.meta.json",
     log:
         f"{RESULTS}/theory/{CPU_SCALE}/logs/table.log",
+    benchmark:
+        f"{RESULTS}/theory/{CPU_SCALE}/benchmarks/table.tsv"
     params:
         py=PY,
     shell:
