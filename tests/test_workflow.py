@@ -404,6 +404,18 @@ def test_smoke_dag_rerun_has_nothing_to_do(smoke_workflow):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_every_smoke_job_left_a_log_and_a_benchmark(smoke_workflow):
+    plan = _smk("-n", "--forceall", "--configfile", SMOKE, cwd=smoke_workflow)
+    jobs = job_counts(plan.stdout + plan.stderr)
+    every = jobs["total"] - jobs.get("all", 0)
+    results = smoke_workflow / "results/smoke"
+    tsvs = list(results.rglob("benchmarks/*.tsv"))
+    assert len(tsvs) == every, sorted(str(p.relative_to(results)) for p in tsvs)
+    assert all(p.read_text().startswith("s\th:m:s\tmax_rss") for p in tsvs)
+    logs = [p for p in results.rglob("logs/*.log") if p.stat().st_size > 0]
+    assert len(logs) == every, sorted(str(p.relative_to(results)) for p in logs)
+
+
 def test_smoke_report_holds_every_table(smoke_workflow):
     work = smoke_workflow
     rep = _smk("--configfile", SMOKE, "--report", "report.html", cwd=work)
