@@ -55,9 +55,10 @@ def smoke_workflow(tmp_path_factory):
     """The whole smoke DAG (theory + the three mini twins), run once per session.
 
     ``snakemake --cores 2 --configfile workflows/config/smoke.yaml`` in a copy of the
-    workflow: 47 jobs, every rule of the CPU DAG at least once (the smoke layers of
-    workflows/config/settings/*.yaml keep one cell per path: teacher curve, student,
-    hybrid, di4c^2). fetch_model and make_paper_table need the published weights;
+    workflow: 60 jobs, every rule of the CPU DAG at least once (the smoke layers of
+    workflows/config/settings/*.yaml: one theory experiment, the CIFAR-10 teacher at
+    N = 1, 2 with one student and one hybrid cell, ImageNet's three cells, the OWT
+    cells its tests name). fetch_model and make_paper_table need the published weights;
     their steps and DAGs are tested offline (test_pins.py, test_workflow.py dry runs).
     Local executor; the cluster-generic executor runs the theory branch in
     test_workflow.py (and the whole smoke DAG under ``pytest -m slow``). Returns the
