@@ -17,6 +17,7 @@ that file, also key by key. The resolved configuration is validated by
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -141,10 +142,16 @@ def validate_top(config: dict, schema_dir: Path = SCHEMA_DIR) -> None:
         else:
             bad = sorted(set(config[key]) - set(SCALE_PARENT))
             if bad:
+                near = difflib.get_close_matches(bad[0], SCALE_PARENT, n=1)
+                hint = (
+                    f"did you mean {near[0]!r}?"
+                    if near
+                    else "a layer holds only what its scale changes: write "
+                    f"{key}: {{mini: {{{bad[0]}: ...}}}} to change {bad[0]} at the mini scale"
+                )
                 errors.append(
-                    f"{key}: unknown scale layer(s) {bad}; allowed: {sorted(SCALE_PARENT)} "
-                    "(a layer holds only what its scale changes, e.g. "
-                    f"{key}: {{mini: {{distill: {{iters: 100}}}}}})"
+                    f"{key}: unknown scale layer(s) {bad}; allowed: "
+                    f"{sorted(SCALE_PARENT)} ({hint})"
                 )
     if errors:
         raise ConfigError("invalid workflow config:\n  " + "\n  ".join(errors))
@@ -192,13 +199,52 @@ def resolve(config: dict, setting: str, scale: str) -> dict:
     out = adapter.defaults()
     for s in scale_chain(scale):
         out = deep_merge(out, layers.get(s))
-    errors = schema_errors(out, _schema(setting), f"{setting} ({scale})")
+    where = f"{setting} ({scale})"
+    errors = schema_errors(out, _schema(setting), where)
+    if not errors:
+        errors = [f"{where}: {e}" for e in reference_errors(adapter(), out)]
     if errors:
         raise ConfigError(
             f"invalid configuration of {setting} at scale {scale}:\n  "
             + "\n  ".join(errors)
         )
     return out
+
+
+def reference_errors(adapter, cfg: dict) -> list[str]:
+    """What the schema cannot see: every model a student, a cell or a hybrid names
+    exists, teacher chains end, and every cell is valid (hybrid L <= N)."""
+    models = cfg.get("models")
+    if not isinstance(models, dict) or not hasattr(adapter, "cells"):
+        return []
+    have = sorted(models)
+    errors = []
+    for name, spec in models.items():
+        refs = {"teacher": spec.get("teacher"), "init": spec.get("init")}
+        if spec["source"] in ("distill", "released"):
+            refs["teacher"] = spec.get("teacher", "teacher")
+        for key, ref in refs.items():
+            if ref is not None and ref not in models:
+                errors.append(f"models.{name}.{key}: no model {ref!r}; models: {have}")
+    hybrid = (cfg.get("sweep") or {}).get("hybrid") or {}
+    if hybrid.get("student") is not None and hybrid["student"] not in models:
+        errors.append(
+            f"sweep.hybrid.student: no model {hybrid['student']!r}; models: {have}"
+        )
+    if errors:
+        return errors
+    try:
+        cells = adapter.cells(cfg)
+    except ValueError as e:
+        return [f"sweep: {e}"]
+    for m in sorted({c.model for c in cells} - set(models) - {"hybrid"}):
+        errors.append(f"sweep: cells of {m!r}, which is no model; models: {have}")
+    if not errors:
+        try:
+            adapter.teacher_of(cfg)
+        except ValueError as e:
+            errors.append(str(e))
+    return errors
 
 
 def parse_overrides(items: Iterable[str]) -> dict:

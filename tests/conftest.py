@@ -35,10 +35,18 @@ def snakemake(*args, cwd=ROOT, check=False):
 
 
 def copy_workflow(dest: Path) -> Path:
-    """A copy of the Snakefile and workflows/ so runs leave the repository clean."""
+    """A copy of the Snakefile and workflows/ (rules, configs with their scale layers
+    in config/settings/, schemas, report captions, profiles, pins) so runs leave the
+    repository clean."""
     dest.mkdir(parents=True)
     shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
-    shutil.copytree(ROOT / "workflows", dest / "workflows")
+    shutil.copytree(
+        ROOT / "workflows",
+        dest / "workflows",
+        ignore=shutil.ignore_patterns("__pycache__", ".snakemake"),
+    )
+    for needed in ("rules", "config/settings", "schemas", "report", "profiles"):
+        assert (dest / "workflows" / needed).is_dir(), needed
     return dest
 
 
@@ -46,7 +54,13 @@ def copy_workflow(dest: Path) -> Path:
 def smoke_workflow(tmp_path_factory):
     """The whole smoke DAG (theory + the three mini twins), run once per session.
 
-    Local executor, 2 cores; the cluster-generic executor runs the theory branch in
+    ``snakemake --cores 2 --configfile workflows/config/smoke.yaml`` in a copy of the
+    workflow: 60 jobs, every rule of the CPU DAG at least once (the smoke layers of
+    workflows/config/settings/*.yaml: one theory experiment, the CIFAR-10 teacher at
+    N = 1, 2 with one student and one hybrid cell, ImageNet's three cells, the OWT
+    cells its tests name). fetch_model and make_paper_table need the published weights;
+    their steps and DAGs are tested offline (test_pins.py, test_workflow.py dry runs).
+    Local executor; the cluster-generic executor runs the theory branch in
     test_workflow.py (and the whole smoke DAG under ``pytest -m slow``). Returns the
     workflow copy; a failed run fails every test that uses it with its stderr.
     """

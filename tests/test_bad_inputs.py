@@ -6,7 +6,6 @@ the problem and the fix, and leave nothing half-written behind.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import subprocess
@@ -21,32 +20,51 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def _default_cfg():
+DEFAULT = ROOT / "workflows/config/default.yaml"
+SMOKE = ROOT / "workflows/config/smoke.yaml"
+
+
+def _raw_cfg():
+    """The default workflow config as Snakemake holds it before assembly."""
+    return yaml.safe_load(DEFAULT.read_text())
+
+
+def _top(mutate):
+    """Assemble the default config after ``mutate`` (top-level keys, sections)."""
     from di4c.config import assemble_config
 
-    return assemble_config(
-        yaml.safe_load((ROOT / "workflows/config/default.yaml").read_text())
-    )
-
-
-def _validate(mutate):
-    from di4c.config import validate_config
-
-    cfg = copy.deepcopy(_default_cfg())
+    cfg = _raw_cfg()
     mutate(cfg)
-    validate_config(cfg)
+    assemble_config(cfg)
+
+
+def _layer(setting, scale, layer):
+    """Resolve ``setting`` at ``scale`` with ``layer`` given inline, as
+    ``snakemake --config "<setting>={<scale>: ...}"`` does."""
+    from di4c.config import assemble_config, resolve
+
+    cfg = _raw_cfg()
+    cfg[setting] = {scale: layer}
+    return resolve(assemble_config(cfg), setting, scale)
+
+
+def _partial_override(tmp):
+    """Issue 13 item 4: one key of a section changes, the rest is the config's."""
+    got = _layer("theory", "mini", {"experiments": ["two_bit"]})
+    assert got["experiments"] == ["two_bit"]
+    assert (got["teacher_steps"], got["distill_iters"]) == (1024, 6000), got
+    return (
+        f"experiments {got['experiments']}, teacher_steps {got['teacher_steps']} and "
+        f"distill_iters {got['distill_iters']} kept from the section"
+    )
 
 
 def _unknown_target(tmp):
     cfg = tmp / "cfg.yaml"
-    cfg.write_text(
-        (ROOT / "workflows/config/smoke.yaml")
-        .read_text()
-        .replace("targets: [", "targets: [theroy, ")
-    )
+    cfg.write_text("targets: [theroy, theory]\n")
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
     out = subprocess.run(
-        [str(BIN / "snakemake"), "-n", "--configfile", str(cfg)],
+        [str(BIN / "snakemake"), "-n", "--configfile", str(SMOKE), str(cfg)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -55,6 +73,43 @@ def _unknown_target(tmp):
     if out.returncode == 0:
         return
     raise RuntimeError(out.stdout + out.stderr)
+
+
+def _step(*argv, debug=False):
+    """Run a generic step as a rule does; its expected error must be one line."""
+    cmd = [sys.executable, "-m", *argv, *(["--debug"] if debug else [])]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def _step_error(*argv):
+    """The one-line error of a step: exit 1, ``error: ...``, no traceback."""
+    out = _step(*argv)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-2000:]
+    raise RuntimeError(lines[0])
+
+
+STEP_BAD_JSON = (
+    "di4c.cli.score", "--setting", "openwebtext", "--scale", "mini",
+    "--config", '{"device": cpu', "--samples", "s.pt", "--reference", "r", "--out", "m.json",
+)  # fmt: skip
+STEP_UNKNOWN_SET = (
+    "di4c.cli.distill", "--setting", "cifar10", "--scale", "mini",
+    "--set", "distill.KK=3", "--model", "student", "--data-dir", "d",
+    "--teacher", "t", "--init", "t", "--out-dir", "o",
+)  # fmt: skip
+
+
+def _step_missing_card(tmp):
+    _step_error(
+        "di4c.cli.sample", "--setting", "cifar10", "--scale", "smoke",
+        "--configfile", str(DEFAULT), "--configfile", str(SMOKE),
+        "--cell", "student_n2", "--card", f"student={tmp}/distilled/student/model.json",
+        "--data-dir", str(tmp), "--out", str(tmp / "x.pt"),
+    )  # fmt: skip
 
 
 def _wrong_family_checkpoint(tmp):
@@ -168,6 +223,8 @@ def _theory_cli_bad_experiment(tmp):
             "-m",
             "di4c.cli.theory",
             "experiment",
+            "--scale",
+            "mini",
             "--experiment",
             "three_bit",
             "--out",
@@ -212,12 +269,15 @@ def _sampler(**kw):
 
 def _confidence_bad_labels(tmp):
     from di4c.denoiser import CallableDenoiser
+    from di4c.processes import MaskedProcess
     from di4c.samplers import SampleRNG, confidence_sample
 
     den = CallableDenoiser(
         lambda x, t, lam, c: torch.zeros(x.shape[0], x.shape[1], 4), 4
     )
-    confidence_sample(den, 2, SampleRNG([0, 1]), 4, mask_id=3, labels=torch.tensor([0]))
+    confidence_sample(
+        MaskedProcess(4), den, 2, SampleRNG([0, 1]), 4, cond=torch.tensor([0])
+    )
 
 
 def _teacher_given_lambda(tmp):
@@ -320,51 +380,96 @@ CASES = [
     (
         "config-unknown-top-key",
         "typo 'scal' at the top of the config",
-        lambda tmp: _validate(lambda c: c.update(scal="mini")),
+        lambda tmp: _top(lambda c: c.update(scal="mini")),
         Exception,
-        r"unknown key\(s\) \['scal'\]; allowed keys: .*'scale'",
+        r"workflow config: unknown key\(s\) \['scal'\]; allowed keys: .*'cpu_scale'",
     ),
     (
         "config-mistyped-section-key",
-        "typo 'distil_iter' in the theory section",
-        lambda tmp: _validate(lambda c: c["theory"].update(distil_iter=5)),
+        "typo 'distil_iter' in the theory section's mini layer",
+        lambda tmp: _layer("theory", "mini", {"distil_iter": 5}),
         Exception,
-        r"theory: unknown key\(s\) \['distil_iter'\]; allowed keys: .*'distill_iters'",
+        r"theory \(mini\): unknown key\(s\) \['distil_iter'\]; allowed keys: "
+        r".*'distill_iters'",
     ),
     (
         "config-unknown-section",
         "a section 'theroy' that does not exist",
-        lambda tmp: _validate(lambda c: c.update(theroy={})),
+        lambda tmp: _top(lambda c: c.update(theroy={"mini": {}})),
         Exception,
-        r"unknown key\(s\) \['theroy'\]",
+        r"unknown key\(s\) \['theroy'\]; allowed keys: .*'theory'",
+    ),
+    (
+        "config-unknown-scale-layer",
+        "cifar10: {minni: ...}, a scale that does not exist",
+        lambda tmp: _top(lambda c: c.update(cifar10={"minni": {}})),
+        Exception,
+        r"cifar10: unknown scale layer\(s\) \['minni'\]; allowed: "
+        r"\['mini', 'paper', 'rehearsal', 'smoke'\] \(did you mean 'mini'\?\)",
+    ),
+    (
+        "config-section-without-layer",
+        "--config \"theory={'experiments': ['two_bit']}\" (no scale layer)",
+        lambda tmp: _top(lambda c: c.update(theory={"experiments": ["two_bit"]})),
+        Exception,
+        r"theory: unknown scale layer\(s\) \['experiments'\].*write theory: "
+        r"\{mini: \{experiments: \.\.\.\}\} to change experiments at the mini scale",
     ),
     (
         "config-out-of-range",
         "K: 0 lambda samples",
-        lambda tmp: _validate(lambda c: c["theory"].update(K=0)),
+        lambda tmp: _layer("theory", "mini", {"K": 0}),
         Exception,
-        r"theory.K: 0 violates minimum 1",
+        r"theory \(mini\): K: 0 violates minimum 1",
     ),
     (
         "config-bad-enum",
         "an experiment name that does not exist",
-        lambda tmp: _validate(lambda c: c["theory"].update(experiments=["three_bit"])),
+        lambda tmp: _layer("theory", "mini", {"experiments": ["three_bit"]}),
         Exception,
-        r"theory.experiments\[0\]: 'three_bit' is not allowed; allowed values: \['two_bit'",
+        r"theory \(mini\): experiments\[0\]: 'three_bit' is not allowed; "
+        r"allowed values: \['two_bit'",
     ),
     (
         "config-wrong-type",
         "lr: fast",
-        lambda tmp: _validate(lambda c: c["theory"].update(lr="fast")),
+        lambda tmp: _layer("theory", "mini", {"lr": "fast"}),
         Exception,
-        r"theory.lr: expected number, got str 'fast'",
+        r"theory \(mini\): lr: expected number, got str 'fast'",
     ),
     (
         "config-bad-scale",
-        "scale: huge",
-        lambda tmp: _validate(lambda c: c.update(scale="huge")),
+        "cpu_scale: huge",
+        lambda tmp: _top(lambda c: c.update(cpu_scale="huge")),
         Exception,
-        r"scale: 'huge' is not allowed; allowed values: \['paper', 'mini', 'smoke'\]",
+        r"cpu_scale: 'huge' is not allowed; allowed values: \['mini', 'smoke'\]",
+    ),
+    (
+        "config-student-rule-typo",
+        "a typo in a student's own distillation rules (models.k1.distill.KK)",
+        lambda tmp: _layer(
+            "openwebtext", "mini", {"models": {"k1": {"distill": {"KK": 1}}}}
+        ),
+        Exception,
+        r"openwebtext \(mini\): models.k1.distill: unknown key\(s\) \['KK'\]; "
+        r"allowed keys: \['K', ",
+    ),
+    (
+        "config-hybrid-too-many-teacher-steps",
+        "hybrid cells [[2, 3]] (teacher L > N; issue 13 item 6)",
+        lambda tmp: _layer(
+            "cifar10", "mini", {"sweep": {"hybrid": {"cells": [[2, 3]]}}}
+        ),
+        Exception,
+        r"cifar10 \(mini\): sweep: cell 'hybrid': teacher_last L must be in "
+        r"\[0, N=2\]; got 3",
+    ),
+    (
+        "config-unknown-student",
+        "a misspelt student in the sweep",
+        lambda tmp: _layer("imagenet", "mini", {"sweep": {"students": ["di4c_d"]}}),
+        Exception,
+        r"imagenet \(mini\): sweep: cells of 'di4c_d', which is no model; models: \[",
     ),
     (
         "config-unknown-target",
@@ -379,6 +484,29 @@ CASES = [
         lambda tmp: __import__("di4c.config").config.load_config(tmp / "nope.yaml"),
         Exception,
         r"config file not found: .*nope.yaml",
+    ),
+    (
+        "step-bad-config-json",
+        "a step given --config that is not JSON",
+        lambda tmp: _step_error(*STEP_BAD_JSON),
+        RuntimeError,
+        r"^error: --config is not valid JSON: Expecting value: line 1 column 12",
+    ),
+    (
+        "step-unknown-set-key",
+        "a step given --set distill.KK=3",
+        lambda tmp: _step_error(*STEP_UNKNOWN_SET),
+        RuntimeError,
+        r"^error: invalid --set override: cifar10 \(--set\): distill: unknown "
+        r"key\(s\) \['KK'\]; allowed keys: \['K', ",
+    ),
+    (
+        "step-missing-model-card",
+        "sampling a student whose distill step has not run",
+        _step_missing_card,
+        RuntimeError,
+        r"^error: .*distilled/student/model.json: no model card; run the rule that "
+        r"builds this model$",
     ),
     (
         "checkpoint-wrong-family",
@@ -406,7 +534,7 @@ CASES = [
         "the released student with no internet and no local copy",
         _offline_weights,
         Exception,
-        r"set config key 'cifar10.paper.student_ckpt' to its local path",
+        r"set config key 'cifar10.paper.models.released_student.local' to its local path",
     ),
     (
         "weights-corrupt-download",
@@ -544,8 +672,8 @@ CASES = [
     ),
     (
         "rules-unknown-override",
-        "get_rules('cifar10', KK=3)",
-        lambda tmp: __import__("di4c.settings").settings.get_rules("cifar10", KK=3),
+        "paper_rules('cifar10', KK=3)",
+        lambda tmp: __import__("di4c.settings").settings.paper_rules("cifar10", KK=3),
         ValueError,
         r"unknown distillation rule\(s\) \['KK'\]; allowed: ",
     ),
@@ -568,7 +696,8 @@ CASES = [
         "a mini-twin step run before its data step",
         _image_splits_missing,
         FileNotFoundError,
-        r"no image-data file; build it with `python -m di4c.cli.cifar10_data`",
+        r"no image-data file; build it with `python -m di4c.cli.data` "
+        r"\(rule prepare_data\)",
     ),
     (
         "dataset-text-wrong-tarball",
@@ -608,6 +737,17 @@ CASES = [
 ]
 
 
+# (case id, what a user does, callable(tmp_path) -> what happened): inputs that used to
+# go wrong silently and are now handled as meant (the callable asserts it)
+HANDLED = [
+    (
+        "config-partial-override",
+        "--config \"theory={'mini': {'experiments': ['two_bit']}}\" (issue 13 item 4)",
+        _partial_override,
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gives_a_clear_error(case, tmp_path, monkeypatch):
     monkeypatch.setenv("DI4C_CACHE_DIR", str(tmp_path / "cache"))
@@ -617,8 +757,21 @@ def test_bad_input_gives_a_clear_error(case, tmp_path, monkeypatch):
     assert re.search(pattern, str(info.value)), str(info.value)
 
 
+@pytest.mark.parametrize("case", HANDLED, ids=[c[0] for c in HANDLED])
+def test_input_is_handled_as_meant(case, tmp_path):
+    assert case[2](tmp_path)
+
+
+def test_step_error_shows_its_traceback_with_debug():
+    out = _step(*STEP_UNKNOWN_SET, debug=True)
+    assert out.returncode != 0
+    assert "Traceback (most recent call last)" in out.stderr
+    assert "di4c.config.ConfigError: invalid --set override" in out.stderr
+
+
 def test_at_least_twenty_cases():
-    assert len(CASES) >= 20 and len({c[0] for c in CASES}) == len(CASES)
+    ids = [c[0] for c in CASES + HANDLED]
+    assert len(CASES) >= 20 and len(set(ids)) == len(ids)
 
 
 if (
@@ -632,5 +785,14 @@ if (
                 fn(Path(d))
                 msg = "(no error!)"
             except BaseException as e:  # noqa: BLE001 - we print whatever came out
-                msg = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if cid == 'cli-bad-experiment' else str(e).strip()}"
+                text = str(e).strip()
+                last = text.splitlines()[-1] if cid == "cli-bad-experiment" else text
+                msg = f"{type(e).__name__}: {last}"
+        print(f"- {cid} ({what}):\n    {msg[:400]}")
+    for cid, what, fn in HANDLED:
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                msg = f"handled: {fn(Path(d))}"
+            except BaseException as e:  # noqa: BLE001 - we print whatever came out
+                msg = f"NOT HANDLED: {type(e).__name__}: {e}"
         print(f"- {cid} ({what}):\n    {msg[:400]}")

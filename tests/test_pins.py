@@ -8,11 +8,18 @@ descriptor (revision included) a real download would use.
 import hashlib
 import http.server
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
+import urllib.error
+from pathlib import Path
 
 import pytest
 
-from di4c.download import RemoteFile
+from di4c.config import deep_merge, load_config, resolve
+from di4c.download import MissingWeightsError, RemoteFile
 from di4c.pins import (
     PinMismatchError,
     check_or_pin,
@@ -21,7 +28,9 @@ from di4c.pins import (
     record_pin,
     resolve_hf_commit,
 )
+from di4c.settings import get_setting
 
+ROOT = Path(__file__).resolve().parent.parent
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -162,25 +171,130 @@ def test_damaged_pin_file_and_commit_resolution(tmp_path, monkeypatch):
     assert resolve_hf_commit("org/repo", "main") is None  # offline: no commit
 
 
-def test_fetch_cli_writes_and_enforces_the_pin(server, tmp_path, monkeypatch):
-    from di4c.cli import openwebtext_fetch
+def _tiny_tauldr_student(path):
+    """A Di4C tauLDR student in the authors' container (what Zenodo serves), tiny."""
+    from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
+    from di4c.teachers.tauldr import save_checkpoint
 
-    monkeypatch.setattr(
-        openwebtext_fetch,
-        "di4c2_student_file",
-        lambda round: RemoteFile(name=f"sdtt{round}.ckpt", url=f"{server}/x"),
+    cfg = TauLDRUNetConfig(
+        S=4, image_shape=(1, 4, 4), ch=8, ch_mult=(1,), num_res_blocks=1, attn_scale=0
     )
-    pins = tmp_path / "openwebtext.json"
-    out = tmp_path / "w" / "released.json"
-    args = ["released", "--round", "6", "--pins", str(pins), "--out", str(out)]
-    openwebtext_fetch.main(args)
-    sha = hashlib.sha256(b"published bytes v1").hexdigest()
-    assert load_pins(pins)["sdtt6.ckpt"]["sha256"] == sha
-    assert json.loads(out.read_text())["sha256"] == sha
+    save_checkpoint(TauLDRUNet(cfg.as_student()), path)
+    return path.read_bytes()
+
+
+def _fetch_step(tmp_path, model, *extra):
+    """``python -m di4c.cli.fetch`` as the fetch_model rule runs it (paper scale)."""
+    out = tmp_path / "fetched" / model
+    cmd = [
+        sys.executable, "-m", "di4c.cli.fetch", "--setting", "cifar10",
+        "--scale", "paper", "--model", model, "--out-dir", str(out), *extra,
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    return res, out / "model.json"
+
+
+def test_fetch_step_writes_and_enforces_the_pin(server, tmp_path, cache):
+    """The fetch step downloads the released student over HTTP, pins it and writes its
+    card; after a re-upload a fresh cache is refused in one line naming the pin file."""
+    _Handler.body = _tiny_tauldr_student(tmp_path / "student.pt")
+    pins = tmp_path / "pins" / "cifar10.json"
+    url = f"{server}/tldr-di4c.pt"
+    sets = ["--pins", str(pins)]
+    # the published URL is a module constant; point it at the loopback server
+    code = (
+        "import sys, dataclasses, di4c.teachers.tauldr as t;"
+        f"t.DI4C_STUDENT_FILE = dataclasses.replace(t.DI4C_STUDENT_FILE, url={url!r});"
+        "from di4c.cli.fetch import cli; cli(sys.argv[1:])"
+    )
+    out = tmp_path / "fetched" / "released_student"
+    argv = [
+        "--setting", "cifar10", "--scale", "paper", "--model", "released_student",
+        "--out-dir", str(out), *sets,
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def run():
+        return subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+
+    res = run()
+    assert res.returncode == 0, res.stderr[-2000:]
+    sha = hashlib.sha256(_Handler.body).hexdigest()
+    assert load_pins(pins)["tldr-di4c.pt"]["sha256"] == sha
+    card = json.loads((out / "model.json").read_text())
+    assert card["sha256"]["weights"] == sha and card["kind"] == "mixture"
+    assert card["source"] == "released" and card["setting"] == "cifar10"
+    # the upload changes; a fresh cache must not accept it
     _Handler.body = b"re-uploaded"
-    (tmp_path / "cache" / "weights" / "sdtt6.ckpt").unlink()
-    with pytest.raises(PinMismatchError, match=str(pins)):
-        openwebtext_fetch.main(args)
+    (cache / "weights" / "tldr-di4c.pt").unlink()
+    res = run()
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    [line] = res.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error: tldr-di4c.pt: the downloaded bytes do not match")
+    assert str(pins) in line and "delete the entry 'tldr-di4c.pt'" in line
+
+
+def test_fetch_step_refuses_a_model_that_is_not_published(tmp_path):
+    res, card = _fetch_step(tmp_path, "student")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == (
+        "error: cifar10.paper.models.student is not a published or released model; "
+        "nothing to fetch"
+    )
+    assert not card.exists()
+
+
+def _paper_fetched_models():
+    cfg = load_config()
+    return [
+        (s, m)
+        for s in ("cifar10", "imagenet", "openwebtext")
+        for m, spec in resolve(cfg, s, "paper")["models"].items()
+        if spec["source"] in ("published", "released")
+    ]
+
+
+@pytest.mark.parametrize("setting, model", _paper_fetched_models())
+def test_offline_fetch_names_the_config_key_that_takes_a_local_copy(
+    setting, model, tmp_path, monkeypatch
+):
+    """Offline, every published file's error names a key of the resolved config; set
+    to a path, that key is what the fetch reads."""
+    import di4c.download
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("offline (test)")
+
+    monkeypatch.setattr(di4c.download, "_http_download", offline)
+    monkeypatch.setattr(di4c.download, "_hf_download", offline)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", offline)
+    cfg = resolve(load_config(), setting, "paper")
+    adapter = get_setting(setting)
+    with pytest.raises(MissingWeightsError) as info:
+        adapter.fetch(cfg, model, None)
+    keys = set(
+        re.findall(r"config key '?([A-Za-z0-9_.\-]*[A-Za-z0-9_])", str(info.value))
+    )
+    assert keys, str(info.value)
+    for key in keys:
+        prefix = f"{setting}.paper."
+        assert key.startswith(prefix), key
+        path = key[len(prefix) :].split(".")
+        node = cfg
+        for part in path[:-1]:
+            node = node[part]
+        assert path[-1] in node, f"{key} is not a key of the {setting} paper config"
+        # the key takes a local copy: set it, and the fetch reads that path
+        local = tmp_path / f"my-copy-of-{path[-1]}"
+        override: dict = {path[-1]: str(local)}
+        for part in reversed(path[:-1]):
+            override = {part: override}
+        with pytest.raises(MissingWeightsError, match=re.escape(str(local))):
+            adapter.fetch(deep_merge(cfg, override), model, None)
 
 
 def _write(folder, name, data=None):

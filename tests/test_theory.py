@@ -117,3 +117,47 @@ def test_bad_theory_config():
         TheoryConfig(experiments=("three_bit",))
     with pytest.raises(ValueError, match="K must be"):
         TheoryConfig(K=0)
+
+
+def test_theory_step_resolves_its_scale_and_writes_the_table(tmp_path, capsys):
+    """``di4c.cli.theory experiment --scale S`` runs on the resolved config of S (its
+    YAML layer over TheoryConfig's defaults, ``--set`` on top); ``table`` merges it."""
+    import json
+    from pathlib import Path
+
+    from di4c.cli.theory import main
+
+    root = Path(__file__).resolve().parent.parent
+    files = ["--configfile", str(root / "workflows/config/default.yaml")]
+    files += ["--configfile", str(root / "workflows/config/smoke.yaml")]
+    out = tmp_path / "two_bit.json"
+    sets = ["train_students=false", "product_steps=[1, 2, 4]", "teacher_steps=8"]
+    main(
+        ["experiment", "--scale", "smoke", "--experiment", "two_bit", "--out", str(out)]
+        + files
+        + [a for s in sets for a in ("--set", s)]
+    )
+    used = json.loads(out.with_suffix(".meta.json").read_text())["config"]
+    smoke = {"K": 8, "hidden": 64, "fit_min_steps": 32, "lam_features": 8}
+    assert {k: used[k] for k in smoke} == smoke  # the smoke layer
+    assert used["lr"] == TheoryConfig().lr and used["seed"] == 0  # the defaults
+    assert (used["teacher_steps"], used["product_steps"]) == (8, [1, 2, 4])  # --set
+    assert used["train_students"] is False
+    table = tmp_path / "theory.csv"
+    main(["table", "--inputs", str(out), "--out", str(table)])
+    rows = list(csv.DictReader(open(table)))
+    exact = {int(r["steps"]): float(r["tv_to_data"]) for r in rows}
+    assert exact == pytest.approx({1: 0.5, 2: 0.25, 4: 0.125})
+    assert table.with_suffix(".png").stat().st_size > 1000
+    # an unknown key: one line, exit 1, nothing written
+    mini = tmp_path / "mini.json"
+    with pytest.raises(SystemExit) as info:
+        main(
+            ["experiment", "--scale", "mini", "--experiment", "two_bit"]
+            + ["--out", str(mini), "--set", "distil_iters=3"]
+        )
+    assert info.value.code == 1 and not mini.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(
+        "error: invalid --set override: theory (--set): unknown key"
+    )

@@ -176,6 +176,16 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+def one_line(e: BaseException) -> str:
+    """An error message on one line (a config error lists each problem on its own)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {'; '.join(lines[1:])}"
+    return "; ".join(lines)
+
+
 def run_step(
     main: Callable[[argparse.Namespace], None], ap: argparse.ArgumentParser, argv=None
 ) -> None:
@@ -188,6 +198,6 @@ def run_step(
     except expected_errors() as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr, flush=True)
+        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     print(f"[{ap.prog}] done in {time.time() - t0:.0f}s", flush=True)

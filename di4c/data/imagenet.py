@@ -21,7 +21,7 @@ See docs/method.md#vqgan-tokens-and-masking and docs/method.md#imagenet-evaluati
   whatever the batch size, worker count or order.
 
 ImageNet cannot be downloaded by code (licence); point the config key
-``imagenet.paper.imagenet_dir`` at a local copy.
+``imagenet.paper.data.root`` at a local copy.
 """
 
 from __future__ import annotations

@@ -230,7 +230,8 @@ def load_splits(path: str | os.PathLike) -> ImageSplits:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: no image-data file; build it with `python -m di4c.cli.cifar10_data`"
+            f"{path}: no image-data file; build it with `python -m di4c.cli.data` "
+            "(rule prepare_data)"
         )
     d = torch.load(path, map_location="cpu", weights_only=True)
     missing = {"train_x", "train_y", "heldout_x", "heldout_y", "config"} - set(d)

@@ -180,7 +180,7 @@ def _make_extractor_classes():
             if not feature_extractor_weights_path:
                 raise ValueError(
                     "the digit-classifier extractor needs weights_path (the file written "
-                    "by train_digit_classifier / rule train_cifar10_classifier)"
+                    "by train_digit_classifier / rule train_classifier)"
                 )
             from di4c.networks.digit_classifier import load_digit_classifier
 

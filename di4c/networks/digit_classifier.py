@@ -273,7 +273,7 @@ def load_digit_classifier(path: str | os.PathLike) -> DigitClassifier:
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no digit-classifier file; train one with "
-            "`python -m di4c.cli.cifar10_classifier` (rule train_cifar10_classifier)"
+            "`python -m di4c.cli.classifier` (rule train_classifier)"
         )
     d = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(d, dict) or {"config", "state_dict"} - set(d):

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 
@@ -68,6 +70,13 @@ _CELL = re.compile(
 NOISE_LABELS = ("fp32", "fp64")
 
 
+def _weight_text(w: float) -> str:
+    """The shortest plain decimal that reads back as exactly ``w`` (no exponent:
+    ``1e-05`` -> ``0.00001``, ``3.0`` -> ``3``), so a cell id names its weight exactly."""
+    text = format(Decimal(repr(float(w))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 @dataclass(frozen=True)
 class Cell:
     """One sampling/scoring unit: ``model`` at N = ``steps`` sampler steps.
@@ -94,6 +103,15 @@ class Cell:
                 f"cell {self.model!r}: teacher_last L must be in [0, N={self.steps}]; "
                 f"got {self.teacher_last}"
             )
+        if self.guidance is not None and not (
+            isinstance(self.guidance, (int, float))
+            and math.isfinite(self.guidance)
+            and self.guidance >= 0
+        ):
+            raise ValueError(
+                f"cell {self.model!r}: guidance must be a finite number >= 0; "
+                f"got {self.guidance!r}"
+            )
         if self.noise is not None and self.noise not in NOISE_LABELS:
             raise ValueError(
                 f"cell {self.model!r}: noise must be one of {NOISE_LABELS}; got {self.noise!r}"
@@ -105,7 +123,7 @@ class Cell:
         if self.teacher_last:
             out += f"_l{self.teacher_last}"
         if self.guidance is not None:
-            out += f"_w{float(self.guidance):g}"
+            out += f"_w{_weight_text(self.guidance)}"
         if self.noise is not None:
             out += f"_{self.noise}"
         return out

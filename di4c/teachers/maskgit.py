@@ -86,7 +86,7 @@ HF_REPO = "llvictorll/Maskgit-pytorch"
 # The authors' download_models.py pins no revision, and no commit hash of the
 # Hugging Face repo could be resolved on the (offline) machine this was written
 # on, so the default is the branch head "main". The workflow pins it through the
-# config key ``imagenet.paper.weights.hf_revision`` (a commit hash there makes the
+# config key ``imagenet.paper.hf_revision`` (a commit hash there makes the
 # inputs bit-exact; see :func:`at_revision`), and the fetch step records the
 # sha256 of every file it used.
 HF_REVISION = "main"
@@ -545,7 +545,7 @@ def load_teacher(
 
     ``local_paths``: None (cache or download), a path to the ``.pth`` (a
     directory gets ``MaskGIT_ImageNet_256.pth`` appended), or a mapping with key
-    ``imagenet.paper.weights.teacher_ckpt``. Offline and uncached raises
+    ``imagenet.paper.models.teacher.local``. Offline and uncached raises
     :class:`di4c.download.MissingWeightsError` naming that key.
     """
     name = Path(TEACHER_FILE.hf_filename or "").name
@@ -564,7 +564,7 @@ def load_student(
 
     ``local_paths``: None, a ``.pth`` path (a directory gets ``current.pth``
     appended, as in the authors' resume logic), or a mapping with key
-    ``imagenet.paper.weights.student_ckpt``.
+    ``imagenet.paper.models.released.local``.
     """
     path = fetch(remote, _local(local_paths, remote.config_key, "current.pth"))
     return student_from_checkpoint(path, config, device=device)
@@ -582,7 +582,7 @@ def load_vqgan(
 
     ``local_paths``: None, the VQGAN folder holding ``last.ckpt`` and
     ``model.yaml`` (the authors' ``vqgan_folder``), or a mapping with keys
-    ``imagenet.paper.weights.vqgan_ckpt`` / ``...vqgan_yaml``. With ``config`` given the
+    ``imagenet.paper.models.vq.local_ckpt`` / ``...local_yaml``. With ``config`` given the
     yaml is not needed.
     """
     if local_paths is not None and not isinstance(local_paths, Mapping):

@@ -1,4 +1,4 @@
-# Shared by every rule file: config assembly and validation, paths, wildcard constraints.
+# Shared by all the rule files (config assembly and validation, paths, wildcard constraints).
 # Each setting's run lives in {results_dir}/{setting}/{scale}/ (di4c/workflow.py says
 # what goes where); input functions and step configs come from di4c.workflow.Workflow.
 import sys

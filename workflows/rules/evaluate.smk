@@ -85,6 +85,8 @@ rule check_teacher:
         f"{RUN}/teacher_check.json",
     log:
         f"{RUN}/logs/check_teacher.log",
+    benchmark:
+        f"{RUN}/benchmarks/check_teacher.tsv"
     params:
         py=PY,
         flags=step_flags,

@@ -23,12 +23,14 @@ rule make_paper_table:
         meta=f"{config['tables_dir']}/{{setting}}.meta.json",
     log:
         f"{RESULTS}/{{setting}}/{PAPER_SCALE}/logs/table.log",
+    benchmark:
+        f"{RESULTS}/{{setting}}/{PAPER_SCALE}/benchmarks/table.tsv"
     params:
         py=PY,
-        scale=PAPER_SCALE,
+        scale=f"--scale {PAPER_SCALE}",
         teacher_of=paper_teacher_of,
     shell:
-        "{params.py} -m di4c.cli.table --setting {wildcards.setting} --scale {params.scale}"
+        "{params.py} -m di4c.cli.table --setting {wildcards.setting} {params.scale}"
         " --metrics {input.metrics} --rows {input.rows} --teacher-of {params.teacher_of}"
         " --out {output.csv} --log {log}"
 
@@ -54,12 +56,14 @@ rule make_cpu_table:
         meta=f"{config['mini_tables_dir']}/{{setting}}.meta.json",
     log:
         f"{RESULTS}/{{setting}}/{CPU_SCALE}/logs/table.log",
+    benchmark:
+        f"{RESULTS}/{{setting}}/{CPU_SCALE}/benchmarks/table.tsv"
     params:
         py=PY,
-        scale=CPU_SCALE,
+        scale=f"--scale {CPU_SCALE}",
         teacher_of=cpu_teacher_of,
     shell:
-        "{params.py} -m di4c.cli.table --setting {wildcards.setting} --scale {params.scale}"
+        "{params.py} -m di4c.cli.table --setting {wildcards.setting} {params.scale}"
         " --metrics {input.metrics} --rows {input.rows} --teacher-of {params.teacher_of}"
         " --out {output.csv} --log {log}"
 
@@ -100,6 +104,8 @@ rule make_theory_table:
         meta=f"{config['tables_dir']}/theory.meta.json",
     log:
         f"{RESULTS}/theory/{CPU_SCALE}/logs/table.log",
+    benchmark:
+        f"{RESULTS}/theory/{CPU_SCALE}/benchmarks/table.tsv"
     params:
         py=PY,
     shell:
