@@ -91,7 +91,7 @@ def test_split_is_stratified_disjoint_and_deterministic(digits, tmp_path):
     save_splits(digits, tmp_path / "d.pt")
     back = load_splits(tmp_path / "d.pt")
     assert torch.equal(back.train_x, digits.train_x) and back.config == digits.config
-    with pytest.raises(FileNotFoundError, match="cifar10_data"):
+    with pytest.raises(FileNotFoundError, match="rule prepare_data"):
         load_splits(tmp_path / "missing.pt")
 
 

@@ -82,7 +82,7 @@ TAULDR_TEACHER_FILE = RemoteFile(
         "?dl=1&rlkey=k6d2bp73k4ifavcg9ldjhgu0s"
     ),
     sha256=None,
-    config_key="cifar10.paper.teacher_ckpt",
+    config_key="cifar10.paper.models.teacher.local",
     size_hint=f"folder zip, size unknown; holds {TEACHER_CKPT_NAME} (~0.6 GB est.)",
 )
 
@@ -90,7 +90,7 @@ DI4C_STUDENT_FILE = RemoteFile(
     name="tldr-di4c.pt",
     url="https://zenodo.org/records/15124163/files/tldr-di4c.pt?download=1",
     sha256=None,
-    config_key="cifar10.paper.student_ckpt",
+    config_key="cifar10.paper.models.released_student.local",
     size_hint="size unknown",
 )
 
