@@ -2,7 +2,7 @@
 
     python benchmarks/openwebtext_latency.py [--length 1024 --batch 1 --steps 4 --reps 3]
 
-Paper (Sec. 5.3; docs/method.md#published-values): one 16 x 1024-token sampling round takes 3.3409 s for
+Paper (Sec. 5.3; docs/algorithm.md#published-values): one 16 x 1024-token sampling round takes 3.3409 s for
 the SDTT teacher and 3.4817 s for the Di4C student (+4.2%, GPU not stated).
 Here both networks have the paper's size (dit-orig small: 12 blocks, 768 wide,
 GPT-2 vocabulary + mask; the student adds the lambda token and its

@@ -2,8 +2,8 @@
 
     python benchmarks/openwebtext_loss_memory.py [--variants plain 256 64] [--S 50258]
 
-Shape of the paper (docs/method.md#openwebtext-times,
-docs/method.md#settings-table): one conditioning sequence (B = 1 per GPU),
+Shape of the paper (docs/algorithm.md#openwebtext-times,
+docs/algorithm.md#settings-table): one conditioning sequence (B = 1 per GPU),
 K = 16 lambda samples, D = 1024 tokens, S = 50258 classes. Inputs are random:
 student log-probs ``logp`` (B, K, D, S) (a leaf that receives the gradient, as
 the network's log-softmax output would), the detached consistency targets

@@ -6,7 +6,7 @@ same way everywhere: one warm-up call each, then ``reps`` repetitions that alter
 teacher / student (order flipped every repetition) so both see the same machine state,
 and reports the ratio of mean wall times, the median of the per-repetition ratios, the
 ratio of the fastest repetitions and the ratio of mean process CPU times next to the
-paper's figure (:data:`di4c.tables.PAPER_LATENCY`; docs/method.md#published-values).
+paper's figure (:data:`di4c.tables.PAPER_LATENCY`; docs/algorithm.md#published-values).
 """
 
 from __future__ import annotations

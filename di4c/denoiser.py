@@ -47,7 +47,7 @@ class Denoiser(Protocol):
 def draw_lambda(
     batch: int, device: torch.device | str = "cpu", generator=None
 ) -> Tensor:
-    """Fresh lambda ~ U(0, 1), one scalar per sample (docs/method.md#training-inputs)."""
+    """Fresh lambda ~ U(0, 1), one scalar per sample (docs/algorithm.md#training-inputs)."""
     return torch.rand(batch, device=device, generator=generator)
 
 

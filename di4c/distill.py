@@ -1,7 +1,7 @@
 """One evaluation of the Di4C objective on a batch of clean data.
 
-See docs/method.md#loss-terms, docs/method.md#training-inputs and
-docs/method.md#time-sampling-and-regions.
+See docs/algorithm.md#loss-terms, docs/algorithm.md#training-inputs and
+docs/algorithm.md#time-sampling-and-regions.
 
 Wires a teacher and a student denoiser, a forward process and the setting's
 :class:`~di4c.settings.rules.DistillRules` into the pure loss functions of
@@ -64,7 +64,7 @@ def _maskgit(
 ):
     """MaskGIT one-step of an N-step teacher at progress r (authors' ``MaskGIT.one_step_denoise``).
 
-    See docs/method.md#imagenet-times.
+    See docs/algorithm.md#imagenet-times.
     """
     r = 1 - times.t
     gamma_next = torch.arccos((r + r_delta).clamp(max=1)) / (math.pi / 2)
@@ -117,7 +117,7 @@ def teacher_logp_at(
     """Teacher log-probs at x for each of K copies (B, K, D, S) and their marginals (B, D, S).
 
     A product teacher is evaluated once and broadcast; a mixture teacher (the
-    round-1 student of di4c^2, docs/method.md#iterated-distillation-di4c2) gets K rows with fresh lambdas
+    round-1 student of di4c^2, docs/algorithm.md#iterated-distillation-di4c2) gets K rows with fresh lambdas
     (``rng`` covers the B * K rows).
     """
     B = x.shape[0]

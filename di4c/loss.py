@@ -1,7 +1,7 @@
 """The Di4C estimator and loss terms as pure functions of log-probabilities.
 
 The paper's losses L_distil and L_consis as the authors' code computes them
-(docs/method.md#estimator; authors' ``tauldr/lib/losses/losses.py``,
+(docs/algorithm.md#estimator; authors' ``tauldr/lib/losses/losses.py``,
 ``maskgit-pytorch/Trainer/vit.py``, ``sdtt/src/sdtt/core/distill/multi_round_sdtt.py``):
 for one conditioning state x_t, a mixture student is evaluated with K lambda
 samples, giving per-dimension log-probs ``logp`` of shape (B, K, D, S).
@@ -77,7 +77,7 @@ def log_product_of_marginals(log_m: Tensor, x: Tensor) -> Tensor:
 
 
 def correlation_term(logp: Tensor, x: Tensor, use_cv: bool = True) -> Tensor:
-    """C(x) of the estimator (docs/method.md#estimator), shape (B, M)."""
+    """C(x) of the estimator (docs/algorithm.md#estimator), shape (B, M)."""
     log_q_hat = log_mixture_likelihood(logp, x)
     if not use_cv:
         return -log_q_hat
@@ -102,7 +102,7 @@ def consistency_loss(
     use_cv: bool = True,
     dim_chunk: int | None = None,
 ) -> Tensor:
-    """L_consis for each conditioning state, shape (B,) (docs/method.md#consistency-term).
+    """L_consis for each conditioning state, shape (B,) (docs/algorithm.md#consistency-term).
 
     Args:
         logp_t: student log-probs at (x_t, t) for K lambdas, (B, K, D, S); gets gradients.
@@ -189,7 +189,7 @@ def data_loss(
 def alpha_sigmoid(t: Tensor, const: float = 1.0) -> Tensor:
     """alpha(t) = const * sigmoid(20 (t - 1/2)).
 
-    Orientation and constants: docs/method.md#data-term,
+    Orientation and constants: docs/algorithm.md#data-term,
     docs/implementation-notes.md#alpha-orientation.
     """
     return const * torch.sigmoid(20 * (t - 0.5))

@@ -1,6 +1,6 @@
 """OpenWebText DiT teacher / Di4C student and their checkpoint containers (paper Sec. 5.3).
 
-See docs/method.md#dit-teacher-and-subs and docs/checkpoints.md#sdtt-hugging-face-files.
+See docs/algorithm.md#dit-teacher-and-subs and docs/checkpoints.md#sdtt-hugging-face-files.
 """
 
 from __future__ import annotations

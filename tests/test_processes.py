@@ -21,7 +21,7 @@ F64 = torch.float64
 def _literal_reference_S4(sigma=6.0, Q=512.0):
     """The S = 4 matrix written out by hand (first pass, then balance).
 
-    From docs/method.md#gaussian-rate-process (authors' ``GaussianTargetRate``).
+    From docs/algorithm.md#gaussian-rate-process (authors' ``GaussianTargetRate``).
     """
     v = lambda k: math.exp(-(k**2) / sigma**2)  # noqa: E731
     R = np.zeros((4, 4))

@@ -1,6 +1,6 @@
 """tauLDR UNet teacher / Di4C student and their checkpoint containers (paper Sec. 5.1).
 
-See docs/method.md#tauldr-unet-teacher and docs/checkpoints.md#tauldr-checkpoint.
+See docs/algorithm.md#tauldr-unet-teacher and docs/checkpoints.md#tauldr-checkpoint.
 
 The fixture ``tests/fixtures/tauldr_ref.pt`` was computed with the authors'
 code (Di4C ``tauldr/lib/networks/networks.py`` and ``lib/models/models.py``) on

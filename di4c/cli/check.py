@@ -4,7 +4,7 @@
         --out results/cifar10/mini/teacher_check.json
 
 Di4C can show a few-step gain only where the teacher still improves with N
-(docs/mini-twins.md#teacher-keeps-improving): the check passes when the teacher at N = ``teacher_check.min_steps``
+(docs/cpu-twins.md#teacher-keeps-improving): the check passes when the teacher at N = ``teacher_check.min_steps``
 is better than at N / 2 beyond the noise (the one rule of :mod:`di4c.analysis`) in the
 layout's primary metric. With ``enforce`` a failure stops the DAG before the
 (expensive) distillation, naming the fix.

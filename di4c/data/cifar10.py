@@ -1,6 +1,6 @@
 """CIFAR-10 through torchvision, for the paper-scale slice (paper Sec. 5.1, Table 1).
 
-See docs/method.md#gaussian-rate-process and docs/method.md#cifar10-evaluation.
+See docs/algorithm.md#gaussian-rate-process and docs/algorithm.md#cifar10-evaluation.
 
 :func:`load_cifar10` returns the images as uint8 (N, 3, 32, 32) pixel levels
 (S = 256: a pixel value *is* its state) and the labels. The training split is

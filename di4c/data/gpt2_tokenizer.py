@@ -1,4 +1,4 @@
-"""GPT-2 BPE tokenizer offline (paper Sec. 5.3; docs/method.md#text-data).
+"""GPT-2 BPE tokenizer offline (paper Sec. 5.3; docs/algorithm.md#text-data).
 
 The OpenWebText models use the GPT-2 tokenizer: 50,257 BPE tokens, ``<|endoftext|>``
 = 50256 serving as BOS and EOS, and the mask id 50257 appended by the diffusion

@@ -1,6 +1,6 @@
 """ImageNet 256 for the paper-scale ImageNet setting (paper Sec. 5.2).
 
-See docs/method.md#vqgan-tokens-and-masking and docs/method.md#imagenet-evaluation.
+See docs/algorithm.md#vqgan-tokens-and-masking and docs/algorithm.md#imagenet-evaluation.
 
 - :func:`imagenet_folder`: the train / val split as a torchvision ``ImageFolder``
   (``<root>/<split>/<wnid>/*.JPEG``) with the authors' transforms: train =

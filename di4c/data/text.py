@@ -19,7 +19,7 @@ with the same layout holding five public-domain Shakespeare sonnets.
 
 **Paper scale: OpenWebText, GPT-2 BPE.** :func:`openwebtext_blocks` loads
 OpenWebText through the optional ``datasets`` package, tokenises documents with
-the GPT-2 tokenizer and packs them as MDLM's "wrap" loader (docs/method.md#text-data):
+the GPT-2 tokenizer and packs them as MDLM's "wrap" loader (docs/algorithm.md#text-data):
 documents are joined with EOS and cut into blocks BOS + 1022 tokens + EOS
 (BOS = EOS = 50256). The authors train on ``train[:-100000]``; the last
 100,000 documents are the held-out split.

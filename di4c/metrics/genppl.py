@@ -1,7 +1,7 @@
 """Generative perplexity of unconditional samples under an autoregressive judge LM.
 
 Exactly as the authors evaluate OpenWebText samples
-(``sdtt/src/sdtt/run_eval.py::uncond_eval``; docs/method.md#openwebtext-evaluation,
+(``sdtt/src/sdtt/run_eval.py::uncond_eval``; docs/algorithm.md#openwebtext-evaluation,
 docs/implementation-notes.md#genppl-definition): the sampled token ids are fed to the judge as they are
 (no re-tokenisation, no BOS prepended), in fp32, batch 8; the first token is
 not scored, so the per-sample NLL is the mean over positions 2..L of

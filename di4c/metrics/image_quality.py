@@ -1,7 +1,7 @@
 """Image quality: FID / IS / KID / precision-recall through torch-fidelity, plus clean-fid FID.
 
-Paper protocol (paper Table 1, Fig. 3; docs/method.md#cifar10-evaluation,
-docs/method.md#imagenet-evaluation): 50,000 samples, Inception-v3 features,
+Paper protocol (paper Table 1, Fig. 3; docs/algorithm.md#cifar10-evaluation,
+docs/algorithm.md#imagenet-evaluation): 50,000 samples, Inception-v3 features,
 FID and IS (CIFAR-10 reference: the training set). We compute every metric with
 torch-fidelity (the field standard; its Inception is the one the ImageNet Di4C
 evaluation used) and add clean-fid's FID as a second column, because the tools
@@ -82,7 +82,7 @@ ALL_METRICS = ("fid", "isc", "kid", "prc")
 # protocol -> minimum number of generated (and reference) images
 PROTOCOLS: dict[str, int] = {
     "paper": 50_000,  # paper Table 1 / Fig. 3
-    "mini": 1_000,  # CPU mini twins (docs/mini-twins.md#noise-in-every-cell)
+    "mini": 1_000,  # CPU mini twins (docs/cpu-twins.md#noise-in-every-cell)
     "smoke": 2,  # CI plumbing only; numbers meaningless
 }
 
@@ -501,7 +501,7 @@ def split_half_spread(
 ) -> dict:
     """|metric(first half) - metric(second half)| of the generated set, against the full reference.
 
-    A split-half noise estimate (docs/mini-twins.md#noise-in-every-cell; the
+    A split-half noise estimate (docs/cpu-twins.md#noise-in-every-cell; the
     tables use the bootstrap sd of :mod:`di4c.metrics.scoring`). Half-size FIDs
     are biased upwards, their difference is not.
     """

@@ -1,7 +1,7 @@
 """MAUVE between generated and reference text (optional, off by default).
 
 The authors implement it but leave it off (``eval.mauve.run`` False;
-docs/method.md#openwebtext-evaluation); when run:
+docs/algorithm.md#openwebtext-evaluation); when run:
 GPT-2 Large features of the first 100 tokens, 5 seeds, scaling factor 5.
 Features follow mauve-text's featurizer: the last layer's hidden state at the
 final position of each sequence. :func:`compute_mauve` hands precomputed

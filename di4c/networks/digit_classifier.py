@@ -1,7 +1,7 @@
 """Digit classifier: the feature network of the image mini twins' FID / IS.
 
 The paper scores CIFAR-10 and ImageNet samples with Inception-v3
-(docs/method.md#cifar10-evaluation, docs/method.md#imagenet-evaluation). The mini twins generate digits (:mod:`di4c.data.images`), where
+(docs/algorithm.md#cifar10-evaluation, docs/algorithm.md#imagenet-evaluation). The mini twins generate digits (:mod:`di4c.data.images`), where
 an ImageNet network is the wrong judge, so the DAG trains this small CNN on the
 *held-out* digits (images the diffusion models never see) and scores samples on
 its features: FID / KID / precision-recall on the penultimate ``pool`` layer,

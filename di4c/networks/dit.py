@@ -1,7 +1,7 @@
 """MDLM / SDTT diffusion transformer ("dit-orig") and the Di4C lambda-token student.
 
-Setting C of the paper (Sec. 5.3, OpenWebText); docs/method.md#dit-teacher-and-subs
-and docs/method.md#lambda-token-in-the-dit. This is our
+Setting C of the paper (Sec. 5.3, OpenWebText); docs/algorithm.md#dit-teacher-and-subs
+and docs/algorithm.md#lambda-token-in-the-dit. This is our
 own implementation of the network the SDTT teacher checkpoints hold. Parameter
 and buffer names, shapes and their ``state_dict`` order are fixed by the
 checkpoint format (see ``tests/fixtures/manifests/sdtt_dit_orig_small_*.json``),
@@ -14,9 +14,9 @@ only, ``latent_projection.{0,2}``.
 
 The network maps token ids (B, L) and a noise level sigma (B,) to logits
 (B, L, vocab). :func:`subs_log_probs` is the SUBS parameterisation applied on
-top (docs/method.md#dit-teacher-and-subs) and :class:`DiTDenoiser` wraps both as a suite denoiser.
+top (docs/algorithm.md#dit-teacher-and-subs) and :class:`DiTDenoiser` wraps both as a suite denoiser.
 
-Lambda (docs/method.md#lambda-token-in-the-dit): the student embeds ``1000 * lambda`` sinusoidally
+Lambda (docs/algorithm.md#lambda-token-in-the-dit): the student embeds ``1000 * lambda`` sinusoidally
 (dimension 128), projects it with Linear(128, 512), GELU, Linear(512, hidden)
 and appends the result as token L+1. Rotary position embedding is applied to
 the first L tokens only; the output is truncated back to L positions. The
@@ -148,7 +148,7 @@ def lambda_sinusoid(
     """Lambda features [sin, cos] with frequencies max_positions^(-k/(half-1)).
 
     The transformer (score-SDE) convention used for the Di4C lambda token; the
-    caller passes ``1000 * lambda`` (docs/method.md#lambda-token-in-the-dit).
+    caller passes ``1000 * lambda`` (docs/algorithm.md#lambda-token-in-the-dit).
     """
     if values.dim() != 1:
         raise ValueError(
@@ -327,9 +327,9 @@ class DIT(nn.Module):
     ``use_lambda`` (default ``config.is_di4c``) switches the lambda token on or off
     at run time, like the authors' ``is_di4c`` attribute: a student-architecture
     network with ``use_lambda=False`` is the plain product model (this is how the
-    authors run the frozen teacher, docs/method.md#lambda-token-in-the-dit), and a
+    authors run the frozen teacher, docs/algorithm.md#lambda-token-in-the-dit), and a
     round-1 student used as the di4c² teacher runs with it on
-    (docs/method.md#iterated-distillation-di4c2).
+    (docs/algorithm.md#iterated-distillation-di4c2).
     """
 
     def __init__(self, config: DiTConfig | None = None):
@@ -421,7 +421,7 @@ class DIT(nn.Module):
 def subs_log_probs(
     logits: Tensor, x_t: Tensor, mask_index: int = MASK_INDEX, neg_inf: float = NEG_INF
 ) -> Tensor:
-    """SUBS parameterisation (docs/method.md#dit-teacher-and-subs): logits (B, L, V) -> log p_{0|t}.
+    """SUBS parameterisation (docs/algorithm.md#dit-teacher-and-subs): logits (B, L, V) -> log p_{0|t}.
 
     1. add ``neg_inf`` (-1e6) to the mask logit, 2. log-normalise over V,
     3. at unmasked positions of ``x_t`` (B, L): ``neg_inf`` everywhere except 0 on

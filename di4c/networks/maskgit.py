@@ -1,8 +1,8 @@
 """MaskGIT bidirectional transformer (teacher) and its Di4C mixture student.
 
 A from-scratch implementation of the network the Di4C authors use for ImageNet
-256 (paper Sec. 5.2; docs/method.md#maskgit-transformer-teacher for the teacher,
-docs/method.md#lambda-token-in-maskgit for the student), written so that a
+256 (paper Sec. 5.2; docs/algorithm.md#maskgit-transformer-teacher for the teacher,
+docs/algorithm.md#lambda-token-in-maskgit for the student), written so that a
 checkpoint produced by their code loads into it unchanged: parameter names,
 shapes and ``state_dict`` order equal ``maskgit_imagenet256_teacher.json`` and
 ``maskgit_imagenet256_di4c_student.json`` (in ``tests/fixtures/manifests/``).
@@ -59,7 +59,7 @@ class MaskGITConfig:
 
     The defaults are the paper's ImageNet 256 network (the "Small" line of the
     authors' trainer: hidden 768, depth 24, 16 heads, MLP 3072, dropout 0.1,
-    docs/method.md#maskgit-transformer-teacher). ``img_size // 16`` tokens per side, as the authors derive
+    docs/algorithm.md#maskgit-transformer-teacher). ``img_size // 16`` tokens per side, as the authors derive
     the grid from the image size of a 16x-downsampling VQGAN.
 
     Attributes:
@@ -179,7 +179,7 @@ def sinusoidal_embedding(
     Frequencies ``max_period ** (-k / (dim // 2 - 1))`` for k = 0..dim//2-1; the
     output is ``[sin(v f) | cos(v f)]``, zero-padded by one column if ``dim`` is
     odd. This is the student's lambda embedding (called with 1000 * lambda;
-    docs/method.md#lambda-token-in-maskgit).
+    docs/algorithm.md#lambda-token-in-maskgit).
     """
     if values.dim() != 1:
         raise ValueError(f"values must have shape (B,); got {tuple(values.shape)}")

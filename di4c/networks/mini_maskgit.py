@@ -1,6 +1,6 @@
 """Mini MaskGIT for the ImageNet mini twin: the paper network family at CPU size.
 
-The ImageNet setting of the paper (Sec. 5.2; docs/method.md#maskgit-transformer-teacher) uses the
+The ImageNet setting of the paper (Sec. 5.2; docs/algorithm.md#maskgit-transformer-teacher) uses the
 MaskGIT-pytorch bidirectional transformer on a 16x16 grid of VQGAN codes, with
 a class token (or the dropped-label token for classifier-free guidance) appended
 after the image tokens, and the Di4C student adds lambda as one more token

@@ -4,7 +4,7 @@
   at a small width: bidirectional attention with rotary positions, adaLN blocks,
   time-agnostic (sigma zeroed, as the SDTT teachers), SUBS parameterisation, and
   for the Di4C student the extra lambda token (sinusoid of 1000 lambda ->
-  ``latent_projection`` -> token L+1, no rotary on it; docs/method.md#lambda-token-in-the-dit). Over a
+  ``latent_projection`` -> token L+1, no rotary on it; docs/algorithm.md#lambda-token-in-the-dit). Over a
   vocabulary of S characters the network has S + 1 classes, the mask id is S.
 - **Judge**: a small causal LM in the GPT-2 architecture (``transformers``
   ``GPT2LMHeadModel``), so Gen PPL runs through exactly the code path that scores

@@ -1,6 +1,6 @@
 """The CIFAR-10 mini twin's denoiser: the tauLDR UNet family at digit size.
 
-See docs/method.md#tauldr-unet-teacher and docs/method.md#lambda-in-the-tauldr-unet.
+See docs/algorithm.md#tauldr-unet-teacher and docs/algorithm.md#lambda-in-the-tauldr-unet.
 
 Rather than a new architecture, the mini twin runs the *paper's own* network
 class (:class:`~di4c.networks.tauldr_unet.TauLDRUNet`) at a small width and
@@ -11,7 +11,7 @@ image size, so everything the paper's student has, the mini student has too:
   -> MLP (embedding A, down path) and, from the bottleneck mean, embedding B
   (middle and up paths), each injected as a per-ResBlock bias through a
   zero-initialised ``dense1``: a fresh student equals its teacher for every
-  lambda (docs/method.md#lambda-in-the-tauldr-unet, docs/method.md#sanity-checks);
+  lambda (docs/algorithm.md#lambda-in-the-tauldr-unet, docs/algorithm.md#sanity-checks);
 - the truncated discretised logistic head over S grey levels;
 - the authors' checkpoint container (:func:`di4c.teachers.tauldr.save_checkpoint`),
   so the mini teacher and students load through the same code as the

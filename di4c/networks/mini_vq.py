@@ -1,7 +1,7 @@
 """Small VQ tokenizer of the ImageNet mini twin: the paper's VQGAN family at digit size.
 
 The paper's MaskGIT teacher models VQGAN f16 codes of 256 x 256 images
-(docs/method.md#vqgan-tokens-and-masking). The mini twin tokenises 16 x 16 digits with the same
+(docs/algorithm.md#vqgan-tokens-and-masking). The mini twin tokenises 16 x 16 digits with the same
 :class:`di4c.networks.vqgan.VQModel` (taming encoder / nearest-code quantiser /
 decoder, keys and Lightning container unchanged) at a small configuration: one
 downsampling level (f2), so a digit becomes an 8 x 8 grid of codes (D = 64).

@@ -3,7 +3,7 @@
 :class:`MLPDenoiser` maps (one-hot x_t, time features) to per-dimension logits
 over S classes. With ``mixture=True`` it gains a lambda path: Fourier features
 of lambda (and t) through an MLP whose zero-initialised output layer adds a
-bias to the hidden state (the tauLDR ``dense1`` injection, docs/method.md#lambda-in-the-tauldr-unet),
+bias to the hidden state (the tauLDR ``dense1`` injection, docs/algorithm.md#lambda-in-the-tauldr-unet),
 so a fresh student equals its product source for every lambda.
 
 Lambda features use low frequencies (k pi lambda, k = 1..8) so that a midpoint

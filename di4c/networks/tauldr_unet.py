@@ -1,6 +1,6 @@
 """tauLDR CIFAR-10 UNet (teacher) and its Di4C mixture student.
 
-See docs/method.md#tauldr-unet-teacher and docs/method.md#lambda-in-the-tauldr-unet.
+See docs/algorithm.md#tauldr-unet-teacher and docs/algorithm.md#lambda-in-the-tauldr-unet.
 
 Our own implementation of the x0-predicting network of tauLDR (Campbell et al.
 2022) as used by Di4C (paper Sec. 5.1). Parameter names, shapes and registration
@@ -15,7 +15,7 @@ renaming (see ``tests/fixtures/manifests/tauldr_cifar10_*.json``).
   (embedding A for the down path from lambda and t; embedding B for the middle
   and up paths from lambda, t and the bottleneck mean) and added in every
   ResBlock through a zero-initialised ``dense1``
-  (docs/method.md#lambda-in-the-tauldr-unet). With ``dense1`` at zero the
+  (docs/algorithm.md#lambda-in-the-tauldr-unet). With ``dense1`` at zero the
   student equals the network it was initialised from, for every lambda.
 
 Modules are created in the authors' order with the same initialisers, so a
@@ -311,7 +311,7 @@ def _log_minus_exp(a: Tensor, b: Tensor, eps: float = 1e-6) -> Tensor:
 def truncated_logistic_logits(
     params: Tensor, S: int, fix_logistic: bool = False
 ) -> Tensor:
-    """Logits over S bins of a discretised logistic (docs/method.md#tauldr-unet-teacher).
+    """Logits over S bins of a discretised logistic (docs/algorithm.md#tauldr-unet-teacher).
 
     Args:
         params: (B, 2C, H, W): mu (already in [-1, 1]) then log-scale.

@@ -1,7 +1,7 @@
 """VQGAN f16 tokenizer used by MaskGIT (taming-transformers ``VQModel`` layout).
 
 A from-scratch implementation of the image tokenizer of the ImageNet setting
-(docs/method.md#vqgan-tokens-and-masking; authors'
+(docs/algorithm.md#vqgan-tokens-and-masking; authors'
 ``maskgit-pytorch/Network/Taming/models/vqgan.py::VQModel``) whose parameter
 names, shapes and ``state_dict`` order equal the authors' VQModel
 (``tests/fixtures/manifests/maskgit_vqgan_f16_1024.json``; docs/checkpoints.md),
@@ -409,7 +409,7 @@ class VQModel(nn.Module):
 
     Images are (B, in_channels, H, W) in [-1, 1] ([0, 1] inputs are mapped by
     2x - 1 first, as the authors' ``MaskGIT.train_di4c`` does;
-    docs/method.md#vqgan-tokens-and-masking). Keys: ``encoder.*``, ``decoder.*``,
+    docs/algorithm.md#vqgan-tokens-and-masking). Keys: ``encoder.*``, ``decoder.*``,
     ``quantize.embedding.weight``, ``quant_conv.*``, ``post_quant_conv.*``.
     """
 

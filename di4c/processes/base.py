@@ -6,7 +6,7 @@ state axis are returned with shape (B, D, num_states).
 
 :class:`MatrixProcess` covers every process given by a time-homogeneous base
 rate matrix R and an integrated schedule beta_bar(t): P_{t|s} = exp((beta_bar(t)
-- beta_bar(s)) R), indexed ``P[x_s, x_t]`` (docs/method.md#gaussian-rate-process).
+- beta_bar(s)) R), indexed ``P[x_s, x_t]`` (docs/algorithm.md#gaussian-rate-process).
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ class ForwardProcess(ABC):
 
         ``p0`` holds probabilities of an x0-prediction, shape (B, D, S) (or S + 1
         for networks that also score the mask class). This is the analytical
-        denoising step of every sampler in the paper (docs/method.md#analytical-sampler,
-        docs/method.md#mdlm-ancestral-sampler).
+        denoising step of every sampler in the paper (docs/algorithm.md#analytical-sampler,
+        docs/algorithm.md#mdlm-ancestral-sampler).
         """
 
     def check_step(self, x_t: Tensor, t: Tensor, s: Tensor) -> None:

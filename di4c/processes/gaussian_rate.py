@@ -1,4 +1,4 @@
-"""tauLDR Gaussian-target rate process (paper Sec. 5.1; docs/method.md#gaussian-rate-process).
+"""tauLDR Gaussian-target rate process (paper Sec. 5.1; docs/algorithm.md#gaussian-rate-process).
 
 Rate R(t) = beta(t) R_base with beta(t) = time_base * ln(time_exponential) *
 time_exponential**t, so beta_bar(t) = time_base * (time_exponential**t - 1).

@@ -6,10 +6,10 @@ m(t), where m is the schedule ("move chance"). States: 0..S-1 data, S = mask.
 Schedules (registry :data:`SCHEDULES`):
 
 - ``loglinear``: sigma(t) = -log(1 - (1 - eps) t), m(t) = (1 - eps) t, eps = 1e-3
-  (MDLM/SDTT, docs/method.md#log-linear-masking-process);
+  (MDLM/SDTT, docs/algorithm.md#log-linear-masking-process);
 - ``linear``: m(t) = t (the log-linear schedule with eps = 0; the theory table);
 - ``arccos``: with progress r = 1 - t, m = arccos(r) / (pi / 2)
-  (MaskGIT, docs/method.md#vqgan-tokens-and-masking).
+  (MaskGIT, docs/algorithm.md#vqgan-tokens-and-masking).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class MaskedProcess(ForwardProcess):
 
         A mask column in ``p0`` (networks scoring S + 1 classes) is dropped and
         the rest renormalised; this is MDLM's ancestral update
-        (docs/method.md#mdlm-ancestral-sampler).
+        (docs/algorithm.md#mdlm-ancestral-sampler).
         """
         self.check_step(x_t, t, s)
         p0 = p0[..., : self.num_classes].to(self.dtype)

@@ -1,6 +1,6 @@
 """tauLDR analytical sampler and the student/teacher hybrid (paper Sec. 5.1).
 
-See docs/method.md#analytical-sampler and docs/method.md#hybrid-sampler.
+See docs/algorithm.md#analytical-sampler and docs/algorithm.md#hybrid-sampler.
 
 Time points linspace(t_max, t_min, N) (default 1 -> 0.01): N - 1 analytical
 steps between consecutive points, then one final x0-prediction at t_min taken

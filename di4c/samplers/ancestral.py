@@ -1,6 +1,6 @@
 """MDLM ancestral sampler for the absorbing-mask process (paper Sec. 5.3).
 
-See docs/method.md#mdlm-ancestral-sampler.
+See docs/algorithm.md#mdlm-ancestral-sampler.
 
 Grid linspace(1, t_end, N + 1), N ancestral steps: each masked dimension stays
 masked with probability m(s)/m(t), else takes a value drawn from the

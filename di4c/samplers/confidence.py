@@ -1,6 +1,6 @@
 """MaskGIT confidence sampler with the Di4C unmask schedule and CFG (paper Sec. 5.2).
 
-See docs/method.md#maskgit-confidence-sampler and docs/method.md#classifier-free-guidance.
+See docs/algorithm.md#maskgit-confidence-sampler and docs/algorithm.md#classifier-free-guidance.
 
 - Unmask schedule (the authors' modified ``adap_sche``): m_i = round(gamma(i/N) D)
   for i = 0..N with gamma(r) = arccos(r) / (pi/2); n_i = m_i - m_{i+1}; zeros

@@ -1,13 +1,13 @@
 """One reverse step t -> s of each sampler family (shared by samplers and training).
 
-- :func:`analytical_step`: tauLDR's analytical step (docs/method.md#analytical-sampler): draw
+- :func:`analytical_step`: tauLDR's analytical step (docs/algorithm.md#analytical-sampler): draw
   x0 ~ prod_d p_{0|t}, then x_s^d ~ q(x_s | x_t, x0) per dimension.
 - :func:`posterior_step`: draw x_s^d from the per-dimension one-step law
-  sum_v p0(v) q(x_s | x_t, v) directly (MDLM ancestral step, docs/method.md#mdlm-ancestral-sampler; equal in
+  sum_v p0(v) q(x_s | x_t, v) directly (MDLM ancestral step, docs/algorithm.md#mdlm-ancestral-sampler; equal in
   distribution to the analytical step).
 - :func:`maskgit_step`: MaskGIT's confidence step: sample every token, rank
   masked positions by log-prob plus annealed Gumbel noise, commit the top k
-  (docs/method.md#maskgit-confidence-sampler).
+  (docs/algorithm.md#maskgit-confidence-sampler).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the analytical sampler on linspace(1, 0.01, N) with a final argmax (NFE = N) and
 the hybrid ``-n N -l L``; FID / IS with the Inception network against CIFAR-10
 train. Mini scale: the same network class, process, sampler and loss on packaged
 MNIST digits at S grey levels, with FID / IS under a digit classifier the DAG
-trains (docs/mini-twins.md).
+trains (docs/cpu-twins.md).
 """
 
 from __future__ import annotations

@@ -348,7 +348,7 @@ def init_student_from_teacher(
     seed: int | None = None,
     device: torch.device | str | None = None,
 ) -> MaskTransformer:
-    """Student initialised as the authors do (docs/method.md#student-initialisation).
+    """Student initialised as the authors do (docs/algorithm.md#student-initialisation).
 
     Builds a student (fresh torch default init, seeded by ``seed`` without
     touching the global RNG when given), then loads the teacher file

@@ -5,12 +5,12 @@ docs/checkpoints.md#di4c-sdtt-student.
 
 Two published containers hold :class:`~di4c.networks.dit.DIT` weights:
 
-- **SDTT teachers** (docs/method.md#dit-teacher-and-subs): Hugging Face ``jdeschena/sdtt`` at
+- **SDTT teachers** (docs/algorithm.md#dit-teacher-and-subs): Hugging Face ``jdeschena/sdtt`` at
   revision ``baselines_kld_step_{10000 * round}`` (round 6 and 7), files
   ``model.safetensors`` (a flat tensor map with ``backbone.<DIT key>`` entries,
   including the buffer ``backbone.rotary_emb.inv_freq``; no EMA) and
   ``config.json`` (the OmegaConf training config; ``model.*`` describes the DIT).
-- **Di4C students** (docs/method.md#iterated-distillation-di4c2): Lightning checkpoints (Zenodo record
+- **Di4C students** (docs/algorithm.md#iterated-distillation-di4c2): Lightning checkpoints (Zenodo record
   15124163: ``sdtt6-di4c2.ckpt``, ``sdtt7-di4c2.ckpt``) with ``state_dict``
   (``backbone.<DIT key>``, ``backbone._orig_mod.<DIT key>`` after
   ``torch.compile``, including ``latent_projection.*``) and ``ema`` =
@@ -86,7 +86,7 @@ def _check_round(round: int) -> int:
 
 
 def sdtt_revision(round: int) -> str:
-    """HF revision of the SDTT KL student after ``round`` rounds (docs/method.md#dit-teacher-and-subs)."""
+    """HF revision of the SDTT KL student after ``round`` rounds (docs/algorithm.md#dit-teacher-and-subs)."""
     return f"baselines_kld_step_{10_000 * _check_round(round)}"
 
 
@@ -448,7 +448,7 @@ def init_student(
     (``latent_projection`` starts from a fresh random init drawn with ``seed``,
     docs/implementation-notes.md#lambda-path-init) or a round-1 Di4C Lightning
     file (all weights loaded, as ``prepare_teacher_and_student`` does for round
-    2; docs/method.md#iterated-distillation-di4c2).
+    2; docs/algorithm.md#iterated-distillation-di4c2).
     """
     if isinstance(source, int):
         path = _resolve(sdtt_weights_file(source), None, remote)
@@ -502,7 +502,7 @@ def load_di4c_teacher(
     device: torch.device | str = "cpu",
 ) -> DIT:
     """A round-1 Di4C student as the frozen mixture teacher of di4c²
-    (docs/method.md#iterated-distillation-di4c2).
+    (docs/algorithm.md#iterated-distillation-di4c2).
 
     The authors load the round-1 ``state_dict`` (raw weights) into a
     student-architecture teacher and switch its lambda token on

@@ -18,7 +18,7 @@ default to ``weights="ema"``. Files:
 - teacher: tauLDR ``ckpt_0001999999.pt`` (Dropbox folder of the tauLDR authors),
 - student: the released Di4C student ``tldr-di4c.pt`` (Zenodo record 15124163).
 
-Student initialisation (docs/method.md#student-initialisation,
+Student initialisation (docs/algorithm.md#student-initialisation,
 docs/implementation-notes.md#raw-weights-student-init): the authors load the
 teacher file non-strictly into the student; because keys are missing, their EMA
 loader skips the shadow list, so the student starts from the teacher's **raw**
