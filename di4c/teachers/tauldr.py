@@ -39,7 +39,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from di4c.artifacts import atomic_path
+from di4c.artifacts import atomic_path, save_torch
 from di4c.checkpoints import CheckpointFormatError, load_container
 from di4c.download import RemoteFile, fetch
 from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
@@ -509,7 +509,4 @@ def save_checkpoint(
         "optimizer": dict(optimizer_state),
         "n_iter": int(n_iter),
     }
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(container, tmp)
-    return path
+    return save_torch(path, container)
