@@ -158,6 +158,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors with a message that says what to do: one line, no traceback."""
     from di4c.artifacts import WriteError
     from di4c.checkpoints import CheckpointError
+    from di4c.data.files import DataFileError
     from di4c.data.text import TextDataError
     from di4c.download import ChecksumError, MissingWeightsError
     from di4c.metrics.genppl import MissingJudgeError
@@ -174,6 +175,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         InsufficientSamplesError,
         ModelCardError,
         TextDataError,
+        DataFileError,
         NonFiniteError,
         WriteError,
         FileNotFoundError,

@@ -228,10 +228,9 @@ class OpenWebText(Setting):
 
     @staticmethod
     def read_data(data_dir: Path) -> dict:
-        path = data_dir / "data.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no text data; run the data rule first")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        from di4c.data.files import load_data_file
+
+        return load_data_file(data_dir / "data.pt", "text-data", ("train", "reference"))
 
     @staticmethod
     def vocab_size(data: dict) -> int:
