@@ -425,7 +425,7 @@ def _extract_fetched(remote: RemoteFile, local_path) -> Path:
     try:
         archive = fetch(remote)
     except MissingWeightsError as e:
-        raise MissingWeightsError(f"{bad}, deleted. {e}") from e
+        raise MissingWeightsError(f"{bad}, deleted; {e}") from e
     try:
         return _extract_teacher(archive, key)
     except _CORRUPT_ZIP as e:
