@@ -1,7 +1,9 @@
 """Atomic writes, checksums and ``meta.json`` provenance for every generated artifact.
 
 Every file the suite writes goes to a temporary sibling first and is renamed into
-place, so a killed job never leaves a half-written file at a final path. Every
+place, so a killed job never leaves a half-written file at a final path; a write the
+disk refuses (full, over quota, read-only) is one :class:`WriteError` naming the path.
+Every
 artifact gets a sidecar ``<name>.meta.json`` (or ``meta.json`` in its folder)
 recording the config, git commit, input checksums, seeds, wall time and device.
 """
@@ -10,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -23,27 +27,85 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
+class WriteError(OSError):
+    """An artifact could not be written (full disk, quota, permissions); nothing
+    half-written is left at its path. The message names the path and the fix."""
+
+
+# errnos of a write the storage refused, and what to do about each
+_FULL = "no space left? ({free}); free some space and rerun"
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: _FULL,
+    getattr(errno, "EDQUOT", errno.ENOSPC): _FULL,
+    errno.EFBIG: _FULL,
+    errno.EIO: "the disk reported an I/O error; check it and rerun",
+    errno.EROFS: "the file system is read-only; write the results elsewhere",
+    errno.EACCES: "check the folder's permissions and rerun",
+    errno.EPERM: "check the folder's permissions and rerun",
+}
+
+
+def _free_space(path: Path) -> str:
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB free there"
+    except OSError:
+        return "free space unknown"
+
+
+def write_error(path: str | os.PathLike, e: BaseException) -> WriteError:
+    """The :class:`WriteError` for a failed write of ``path``: the storage's reason
+    and its fix (a writer's own error, e.g. torch's stream writer, reads as a full
+    disk, the usual cause)."""
+    path = Path(path)
+    if isinstance(e, OSError) and e.strerror:
+        reason = e.strerror[0].lower() + e.strerror[1:]
+        fix = _STORAGE_ERRNOS.get(e.errno, _FULL)
+    else:
+        first = str(e).strip().splitlines()[:1]
+        reason = f"{type(e).__name__}: {first[0] if first else 'no message'}"
+        fix = _FULL
+    return WriteError(
+        f"could not write {path}: {reason}; {fix.format(free=_free_space(path))} "
+        "(nothing half-written was left there)"
+    )
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
-    ``suffix`` defaults to the final suffix so libraries that sniff extensions
-    (matplotlib, torch) see the right one.
+    On any exception the temporary file is removed and ``path`` is untouched; an
+    error of the storage (a full disk, a quota, permissions) becomes a
+    :class:`WriteError`. ``suffix`` defaults to the final suffix so libraries that
+    sniff extensions (matplotlib, torch) see the right one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp", dir=path.parent
-    )
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.",
+            suffix=suffix or path.suffix + ".tmp",
+            dir=path.parent,
+        )
+        os.close(fd)
+    except OSError as e:
+        raise write_error(path, e) from e
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
+        try:
+            os.replace(tmp_path, path)
+        except OSError as e:
+            raise write_error(path, e) from e
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        storage = isinstance(e, OSError) and e.errno in _STORAGE_ERRNOS
+        if storage and not isinstance(e, WriteError):
+            raise write_error(path, e) from e
         raise
 
 
@@ -62,11 +124,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """``torch.save`` atomically."""
+    """``torch.save`` atomically (its stream writer's errors are a :class:`WriteError`)."""
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as e:  # e.g. "basic_ios::clear: iostream error" (disk full)
+            raise write_error(path, e) from e
     return Path(path)
 
 

@@ -76,6 +76,8 @@ def _maskgit(
     return maskgit_step(logp, x_t, k, process.mask_id, rng, anneal, sm_temp, r_temp)
 
 
+TEACHER_AT_T = "the teacher's log-probabilities at x_t"
+
 TEACHER_STEPS = {
     "analytical": _analytical,
     "ancestral": _ancestral,
@@ -111,6 +113,17 @@ def _mode(module, train: bool):
         module.train(was)
 
 
+def _finite(logp: Tensor, what: str) -> Tensor:
+    """``logp`` unchanged; refused if any entry is NaN or +inf (-inf is a zero
+    probability), so a broken teacher stops the step before its gradient exists."""
+    if not bool(logp.amax() < math.inf):  # amax is NaN if any entry is (no big mask)
+        bad = int((~(logp < math.inf)).sum())
+        raise FloatingPointError(
+            f"{what} hold {bad} NaN/+inf entries of {logp.numel()}"
+        )
+    return logp
+
+
 def teacher_logp_at(
     teacher, x: Tensor, t: Tensor, K: int, rng, cond=None
 ) -> tuple[Tensor, Tensor]:
@@ -124,9 +137,9 @@ def teacher_logp_at(
     with torch.no_grad():
         if getattr(teacher, "is_mixture", False):
             out = teacher(_rep(x, K), _rep(t, K), rng.rand(B * K), _rep(cond, K))
-            per_copy = out.view(B, K, *out.shape[1:])
+            per_copy = _finite(out.view(B, K, *out.shape[1:]), TEACHER_AT_T)
             return per_copy, log_marginals(per_copy)
-        marg = teacher(x, t, None, cond)
+        marg = _finite(teacher(x, t, None, cond), TEACHER_AT_T)
         return marg[:, None].expand(B, K, *marg.shape[1:]), marg
 
 
@@ -181,7 +194,10 @@ def di4c_loss(
                 if getattr(teacher, "is_mixture", False)
                 else None
             )
-            t_d = teacher(x_d, delta, lam_t, _rep(cond, K))
+            t_d = _finite(
+                teacher(x_d, delta, lam_t, _rep(cond, K)),
+                "the teacher's log-probabilities at the distillation time",
+            )
         s_d = student(x_d, delta, rng_k.rand(B * K).to(dev), _rep(cond, K))
         distil = distillation_loss(
             t_d.view(B, K, *t_d.shape[1:]),

@@ -8,6 +8,10 @@ taken under a file lock, into a temporary file, verified and renamed into place,
 with retries and exponential backoff. Offline, it raises
 :class:`MissingWeightsError` naming the file and the config key that takes a
 local copy.
+
+Every cached file has a ``<name>.sha256`` sidecar written at download time, and is
+checked against it (or against its pinned sha256) on every use, pins or not: a
+cached file whose bytes changed is deleted and fetched again, or named offline.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from di4c.artifacts import atomic_path, sha256_file
+from di4c.artifacts import WriteError, atomic_path, sha256_file, write_text
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -74,17 +78,51 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DI4C_CACHE_DIR", Path.home() / ".cache" / "di4c"))
 
 
-def verify(path: Path, sha256: str | None) -> None:
+def verify(path: Path, sha256: str | None, what: str = "pinned") -> None:
     """Raise :class:`ChecksumError` if ``path`` does not hash to ``sha256``."""
     if sha256 is None:
         return
     got = sha256_file(path)
     if got != sha256:
         raise ChecksumError(
-            f"{path}: sha256 {got} does not match the pinned {sha256}. The file is "
+            f"{path}: sha256 {got} does not match the {what} sha256 {sha256}. The file is "
             "corrupt or truncated; delete it and fetch again, or point the config at a "
             "good copy."
         )
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def record_sha256(path: Path, sha256: str) -> None:
+    """Record the sha256 of the bytes cached at ``path`` (written before the file is
+    renamed into place, so a cached file never lacks its record)."""
+    write_text(_sidecar(Path(path)), sha256 + "\n")
+
+
+def check_cached(path: Path, sha256: str | None = None) -> None:
+    """Verify a cached file against ``sha256`` (its pin) or, without one, the sha256
+    recorded when it was cached; raise :class:`ChecksumError` if its bytes changed.
+
+    A file cached before sha256s were recorded gets its record now.
+    """
+    path = Path(path)
+    if sha256 is None:
+        side = _sidecar(path)
+        if not side.is_file():
+            record_sha256(path, sha256_file(path))
+            return
+        sha256 = side.read_text().strip()
+        verify(path, sha256, "download-time")
+        return
+    verify(path, sha256)
+
+
+def discard(path: Path) -> None:
+    """Delete a cached file and its sha256 record."""
+    for p in (Path(path), _sidecar(Path(path))):
+        p.unlink(missing_ok=True)
 
 
 def _http_download(url: str, dest: Path, timeout: float = 60.0) -> None:
@@ -157,8 +195,10 @@ def fetch(
     """Return a verified local path for ``rf``.
 
     Order: ``local_path`` (a user's copy, verified if a sha256 is pinned), the
-    cache, a download (locked, temp file, verify, atomic rename, retried with
-    exponential backoff). A corrupt cached file is deleted and fetched again.
+    cache (verified against the pin, else against the sha256 recorded when it was
+    downloaded), a download (locked, temp file, verify, record its sha256, atomic
+    rename, retried with exponential backoff). A corrupt cached file is deleted and
+    fetched again; offline, the error names it.
     """
     if local_path:
         p = Path(local_path)
@@ -172,14 +212,16 @@ def fetch(
 
     dest = cache_dir() / "weights" / rf.name
     dest.parent.mkdir(parents=True, exist_ok=True)
+    dropped = ""
     with FileLock(str(dest) + ".lock"):
         if dest.is_file():
             try:
-                verify(dest, rf.sha256)
+                check_cached(dest, rf.sha256)
                 return dest
             except ChecksumError:
                 print(f"[download] cached {dest} failed its checksum; fetching again")
-                dest.unlink()
+                discard(dest)
+                dropped = f"The cached {dest} failed its checksum and was deleted. "
         dl = downloader or (
             (lambda r, d: _http_download(r.url, d)) if rf.url else _hf_download
         )
@@ -189,7 +231,10 @@ def fetch(
                 with atomic_path(dest) as tmp:
                     dl(rf, tmp)
                     verify(tmp, rf.sha256)
+                    record_sha256(dest, sha256_file(tmp))
                 return dest
+            except WriteError:  # a full disk is not the network's fault: no retry
+                raise
             except ChecksumError as e:
                 last_err = e
             except Exception as e:  # network errors of any library
@@ -202,7 +247,7 @@ def fetch(
             if dest.is_file() and rf.sha256:
                 verify(dest, rf.sha256)
         raise MissingWeightsError(
-            f"could not fetch {rf.name} ({rf.size_hint or 'size unknown'}) from "
+            f"{dropped}could not fetch {rf.name} ({rf.size_hint or 'size unknown'}) from "
             f"{rf.source}: {type(last_err).__name__}: {last_err}. This machine may be "
             f"offline. Download the file elsewhere and set config key "
             f"'{rf.config_key}' to its local path (or place it at {dest})."

@@ -9,6 +9,10 @@
 - Resumable: ``<out_dir>/checkpoint.pt`` (written atomically every ``ckpt_every``
   steps) holds model, optimiser, EMA, step, the loss generator's RNG state and
   torch's global generator states (dropout), so a resumed run equals an uninterrupted one.
+- Finite or nothing: every loss term and the gradient norm are checked before the
+  optimiser step; a non-finite one stops the run (:class:`NonFiniteError`, naming the
+  term and the step) with the step unapplied, and no checkpoint with non-finite
+  weights is ever written, so the last good checkpoint stays and a rerun resumes from it.
 - Progress: a log line every ``log_every`` steps with rate and ETA, and
   ``log.jsonl`` with the loss parts.
 - Data parallel (torchrun, any backend incl. gloo on CPU): each process takes
@@ -25,6 +29,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -85,6 +90,11 @@ class TrainConfig:
 
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss term, the gradient norm or the weights went non-finite; says which,
+    at which step, and which checkpoint a rerun resumes from."""
 
 
 class EMA:
@@ -232,6 +242,30 @@ def _run_key(model: nn.Module, data: dict, cfg: TrainConfig, extra) -> dict:
     }
 
 
+def _non_finite_weights(model: nn.Module, ema: EMA | None) -> list[str]:
+    """Names of the model's (and the EMA's) tensors holding NaN or inf."""
+    bad = [
+        k
+        for k, v in model.state_dict().items()
+        if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
+    if ema is not None:
+        bad += [
+            f"ema[{i}]"
+            for i, s in enumerate(ema.shadow)
+            if not bool(torch.isfinite(s).all())
+        ]
+    return bad
+
+
+def _loss_terms(loss: Tensor, out) -> dict[str, float]:
+    """The total and the logged parts of a loss, as floats (checked before a step)."""
+    terms = {"total": float(loss.detach())}
+    if not torch.is_tensor(out):
+        terms.update({k: v for k, v in vars(out).items() if isinstance(v, float)})
+    return terms
+
+
 def train(
     model: nn.Module,
     loss_fn: Callable[[dict, torch.Generator], object],
@@ -303,10 +337,37 @@ def train(
         print(f"[{label}] resumed from step {start} ({ckpt})", flush=True)
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
+    last_good = start if state is not None else None  # step of the checkpoint on disk
+
+    def stop(step: int, what: str, hint: str, applied: bool = False):
+        """Stop at step ``step`` (0-based): unapplied, or applied but not written."""
+        if ckpt is None:
+            kept = "no checkpoint is kept (no out_dir)"
+        elif last_good is None:
+            kept = f"no checkpoint was written yet; a rerun starts from step 0 ({ckpt})"
+        else:
+            kept = (
+                f"the last good checkpoint (step {last_good}) is kept at {ckpt}; a "
+                "rerun resumes from it"
+            )
+        done = "its weights were not written" if applied else "the step was not applied"
+        raise NonFiniteError(
+            f"[{label}] {what} at step {step + 1} of {cfg.iters}; {done} and {kept}. "
+            + hint
+        )
 
     def save(step):
+        nonlocal last_good
         if ckpt is None or rank != 0:
             return
+        bad = _non_finite_weights(model, ema)
+        if bad:  # never overwrite a good checkpoint with non-finite weights
+            stop(
+                step - 1,
+                f"non-finite weights {bad[:3]}{' ...' if len(bad) > 3 else ''}",
+                "Lower the learning rate (or set grad_clip) and rerun.",
+                applied=True,
+            )
         save_torch(
             ckpt,
             {
@@ -321,6 +382,7 @@ def train(
                 "config": asdict(cfg),
             },
         )
+        last_good = step
 
     t0 = time.time()
     window: list[dict] = []
@@ -329,22 +391,42 @@ def train(
         idx = batch_indices(n, cfg.batch_size, step, cfg.seed)[positions]
         batch = {k: v[idx] for k, v in data.items()}
         rng = ExampleRNG(cfg.seed, step, positions) if cfg.per_example_rng else gen
-        out = loss_fn(batch, rng)
+        try:
+            out = loss_fn(batch, rng)
+        except NonFiniteError:
+            raise
+        except FloatingPointError as e:  # the loss refused an input (a NaN teacher)
+            stop(
+                step,
+                str(e),
+                "Check the model it names (its checkpoint) and the data; the learning "
+                "rate is not the cause.",
+            )
         loss = out if torch.is_tensor(out) else out.total
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"[{label}] non-finite loss {float(loss.detach())} at step {step}; lower the learning "
-                "rate or check the inputs (no checkpoint was written for this step)"
+        terms = _loss_terms(loss, out)
+        bad = [k for k, v in terms.items() if not math.isfinite(v)]
+        if bad:
+            stop(
+                step,
+                "non-finite loss term " + ", ".join(f"{k} = {terms[k]}" for k in bad),
+                "If the loss was growing before this step, lower the learning rate; "
+                "otherwise check the inputs and the models the loss evaluates.",
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if world > 1:
             _average_gradients(params, world)
-        gnorm = (
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            if cfg.grad_clip
-            else None
-        )
+        # the global norm (clipped to grad_clip if set); checked before it is applied
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf)
+        if not bool(torch.isfinite(gnorm)):
+            parts = ", ".join(f"{k} {v:.4g}" for k, v in terms.items())
+            stop(
+                step,
+                f"non-finite gradient norm {float(gnorm)} (loss terms finite: {parts})",
+                "A finite loss with a non-finite gradient points at the inputs or a "
+                "model the loss evaluates (e.g. a teacher with NaN outputs), not at "
+                "the learning rate.",
+            )
         opt.step()
         sched.step()
         if ema is not None:
@@ -358,7 +440,7 @@ def train(
         rec = {"step": step + 1, "loss": float(loss_val)}
         if not torch.is_tensor(out):
             rec.update({k: v for k, v in vars(out).items() if isinstance(v, float)})
-        if gnorm is not None:
+        if cfg.grad_clip:
             rec["grad_norm"] = float(gnorm)
         window.append(rec)
         if on_step:
@@ -387,6 +469,14 @@ def train(
             window = []
         if ckpt and (done % cfg.ckpt_every == 0 or done == cfg.iters):
             save(done)
+    bad = _non_finite_weights(model, ema)
+    if bad:
+        stop(
+            cfg.iters - 1,
+            f"non-finite weights {bad[:3]}",
+            "Lower the learning rate (or set grad_clip) and rerun.",
+            applied=True,
+        )
     return TrainResult(model, ema, history, time.time() - t0, start)
 
 

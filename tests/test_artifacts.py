@@ -1,16 +1,22 @@
 """Atomic writes, provenance sidecars, verified downloads (local files only, no network)."""
 
+import errno
 import hashlib
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from di4c.artifacts import (
+    WriteError,
     atomic_path,
     meta_path_for,
+    save_torch,
     sha256_file,
     write_json,
     write_meta,
+    write_text,
 )
 from di4c.download import ChecksumError, MissingWeightsError, RemoteFile, fetch
 
@@ -84,3 +90,64 @@ def test_fetch_gives_up_with_a_clear_message(tmp_path, monkeypatch):
     local.write_bytes(b"nope")
     with pytest.raises(ChecksumError):
         fetch(bad, local_path=local)
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize(
+    "writer, reason",
+    [
+        ("text", "no space left on device"),  # an OSError(ENOSPC) of a plain write
+        ("torch", "RuntimeError: basic_ios::clear: iostream error"),  # torch.save's
+    ],
+)
+def test_a_full_disk_is_one_write_error_and_leaves_nothing(
+    tmp_path, monkeypatch, writer, reason
+):
+    """Issue 13 item 10: a full disk during an atomic write says which path could not
+    be written and why; the previous file stays and no temporary file is left."""
+    import torch
+
+    target = tmp_path / "run" / "checkpoint.pt"
+    save_torch(target, {"step": 1})  # the last good file
+    if writer == "text":
+        monkeypatch.setattr(Path, "write_text", _disk_full)
+        write = lambda: write_text(target, "x")  # noqa: E731
+    else:
+
+        def torch_save(obj, f):
+            Path(f).write_bytes(b"half")  # torch wrote part of it, then failed
+            raise RuntimeError("basic_ios::clear: iostream error")
+
+        monkeypatch.setattr(torch, "save", torch_save)
+        write = lambda: save_torch(target, {"step": 2})  # noqa: E731
+    with pytest.raises(WriteError) as info:
+        write()
+    msg = str(info.value)
+    assert msg.startswith(f"could not write {target}: {reason}; "), msg
+    assert "free some space and rerun" in msg and "MiB free there" in msg, msg
+    monkeypatch.undo()
+    assert list(target.parent.iterdir()) == [target]  # no temporary file left
+    assert torch.load(target, weights_only=True) == {"step": 1}  # the good one stays
+
+
+def test_a_write_error_is_one_line_through_the_step_error_path(tmp_path, capsys):
+    """A WriteError leaves a step as one ``error:`` line, exit 1 (no traceback)."""
+    import argparse
+
+    from di4c.cli.common import run_step
+
+    def main(args):
+        with atomic_path(tmp_path / "x.json"):
+            _disk_full()
+
+    ap = argparse.ArgumentParser(prog="step")
+    ap.add_argument("--debug", action="store_true")
+    ap.set_defaults(log=None, threads=None)
+    with pytest.raises(SystemExit) as info:
+        run_step(main, ap, [])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1 and len(err) == 1, err
+    assert err[0].startswith(f"error: could not write {tmp_path / 'x.json'}: no space")

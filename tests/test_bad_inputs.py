@@ -548,7 +548,7 @@ CASES = [
         "a loss that becomes NaN (too large a learning rate)",
         _nan_training,
         FloatingPointError,
-        r"non-finite loss nan at step 0; lower the learning rate",
+        r"non-finite loss term total = nan at step 1 of 3; the step was not applied",
     ),
     (
         "training-empty-dataset",
@@ -744,6 +744,236 @@ HANDLED = [
         "config-partial-override",
         "--config \"theory={'mini': {'experiments': ['two_bit']}}\" (issue 13 item 4)",
         _partial_override,
+    ),
+]
+
+
+# issue 13 items 1, 3, 5, 10, 11
+def _tiny_distill(tmp, poison_at=None):
+    """A 4-step Di4C distillation of a tiny student (checkpoint every step) whose
+    exact teacher turns NaN after ``poison_at`` steps; returns the steps resumed from."""
+    from di4c.distill import di4c_loss, train_config
+    from di4c.networks.small import MLPDenoiser
+    from di4c.processes import GaussianRateProcess
+    from di4c.settings import paper_rules
+    from di4c.theory.exact import ExactPosterior
+    from di4c.train import train
+
+    proc = GaussianRateProcess(S=3, dtype=torch.float64, clamp_below=0)
+    exact = ExactPosterior(proc, torch.full((27,), 1 / 27, dtype=torch.float64), 3)
+    rules = paper_rules("cifar10", K=2, batch_x=4, iters=4, ckpt_every=1, log_every=4)
+    steps = [0]
+
+    def teacher(x, t, lam=None, cond=None):
+        out = exact(x, t, lam, cond)
+        return (
+            out * float("nan")
+            if poison_at is not None and steps[0] >= poison_at
+            else out
+        )
+
+    teacher.is_mixture, teacher.num_classes = False, 3
+    torch.manual_seed(0)
+    net = MLPDenoiser(3, proc.num_states, 3, hidden=8, mixture=True)
+    x0 = torch.randint(0, 3, (12, 3), generator=torch.Generator().manual_seed(0))
+    res = train(
+        net,
+        lambda b, g: di4c_loss(net, teacher, proc, b["x0"], rules, g),
+        {"x0": x0},
+        train_config(rules),
+        out_dir=tmp / "run",
+        label="student",
+        on_step=lambda done, _: steps.__setitem__(0, done),
+    )
+    return res.resumed_from
+
+
+def _checkpoint_step(tmp):
+    from di4c.checkpoints import load_container
+
+    state = load_container(tmp / "run" / "checkpoint.pt", "training checkpoint")
+    assert all(torch.isfinite(v).all() for v in state["model"].values()), "NaN saved"
+    return state["step"]
+
+
+def _teacher_turns_nan(tmp):
+    try:
+        _tiny_distill(tmp, poison_at=2)
+    finally:
+        assert _checkpoint_step(tmp) == 2  # the last good checkpoint, never a NaN one
+
+
+def _rerun_after_teacher_nan(tmp):
+    from di4c.train import NonFiniteError
+
+    try:
+        _tiny_distill(tmp, poison_at=2)
+    except NonFiniteError:
+        pass
+    resumed = _tiny_distill(tmp)  # the teacher repaired: the rerun
+    assert resumed == 2 and _checkpoint_step(tmp) == 4, resumed
+    return f"the rerun resumed from the last good step {resumed} and finished step 4"
+
+
+def _too_few_sequences(tmp):
+    from di4c.metrics.scoring import text_record
+
+    text_record(torch.tensor([2.5], dtype=torch.float64), torch.tensor([1.0]), 10)
+
+
+def _empty_image_data(tmp):
+    from di4c.data.images import ImageDataConfig, ImageSplits, save_splits
+
+    x, y = torch.zeros(0, 1, 4, 4, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    config = ImageDataConfig(source="digits", size=4, levels=8, heldout=0)
+    save_splits(ImageSplits(x, y, x, y, config), tmp / "data" / "data.pt")
+    _step_error(
+        "di4c.cli.teacher", "--setting", "cifar10", "--scale", "smoke",
+        "--configfile", str(DEFAULT), "--configfile", str(SMOKE),
+        "--data-dir", str(tmp / "data"), "--out-dir", str(tmp / "teacher"),
+    )  # fmt: skip
+
+
+def _empty_text_data(tmp):
+    from di4c.artifacts import save_torch
+    from di4c.settings import get_setting
+
+    empty = torch.zeros(0, 24, dtype=torch.long)
+    save_torch(tmp / "data.pt", {"train": empty, "reference": empty, "vocab": "gpt2"})
+    get_setting("openwebtext").training_set({}, tmp)
+
+
+def _disk_full_checkpoint(tmp):
+    from unittest import mock
+
+    from di4c.artifacts import save_torch
+
+    path = tmp / "run" / "checkpoint.pt"
+    save_torch(path, {"step": 1})
+    full = RuntimeError("basic_ios::clear: iostream error")  # torch.save, disk full
+    try:
+        with mock.patch.object(torch, "save", side_effect=full):
+            save_torch(path, {"step": 2})
+    finally:
+        assert os.listdir(path.parent) == ["checkpoint.pt"]  # no temporary file
+        assert torch.load(path, weights_only=True) == {"step": 1}  # the last good one
+
+
+def _corrupt_zip(flip):
+    import io
+    import zipfile
+
+    member = bytes(range(256)) * 64
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("cifar10/ckpt_0001999999.pt", member)
+    data = bytearray(buf.getvalue())
+    if flip:
+        data[data.index(member[:64]) + 100] ^= 0xFF
+    return bytes(data)
+
+
+def _corrupt_cached_zip(tmp):
+    """The tauLDR folder zip cached with a bad CRC-32; offline."""
+    import dataclasses
+    import hashlib
+
+    from di4c.teachers.tauldr import TAULDR_TEACHER_FILE, teacher_checkpoint_path
+
+    os.environ["DI4C_CACHE_DIR"] = str(tmp / "cache")
+    offline = dataclasses.replace(TAULDR_TEACHER_FILE, url="http://127.0.0.1:9/x.zip")
+    cached = tmp / "cache" / "weights" / offline.name
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(_corrupt_zip(flip=True))
+    sha = hashlib.sha256(cached.read_bytes()).hexdigest()
+    Path(f"{cached}.sha256").write_text(sha)  # it was corrupt when downloaded
+    try:
+        teacher_checkpoint_path(remote=offline)
+    finally:
+        assert not cached.exists()
+
+
+def _byte_flipped_cache(tmp):
+    """A fetch without pins or a published sha256: a byte flipped in the cache."""
+    from di4c.download import RemoteFile, fetch
+
+    os.environ["DI4C_CACHE_DIR"] = str(tmp / "cache")
+    good, served = _corrupt_zip(flip=False), []
+    rf = RemoteFile(name="w.zip", url="http://e.invalid/w.zip", config_key="k")
+
+    def downloader(r, dest):
+        served.append(dest)
+        dest.write_bytes(good)
+
+    path = fetch(rf, downloader=downloader)
+    path.write_bytes(b"\x00" + good[1:])
+    assert fetch(rf, downloader=downloader).read_bytes() == good and len(served) == 2
+    return (
+        "the flipped cached file failed its download-time sha256 and was fetched again"
+    )
+
+
+CASES += [
+    (
+        "training-teacher-turns-nan",
+        "a teacher whose logits turn NaN at step 3 of a distillation (item 1)",
+        _teacher_turns_nan,
+        FloatingPointError,
+        r"\[student\] the teacher's log-probabilities at x_t hold \d+ NaN/\+inf "
+        r"entries of \d+ at step 3 of 4; the step was not applied and the last good "
+        r"checkpoint \(step 2\) is kept at .*checkpoint.pt; a rerun resumes from it",
+    ),
+    (
+        "metric-too-few-sequences",
+        "text metrics of a sample file with 1 sequence (item 3)",
+        _too_few_sequences,
+        ValueError,
+        r"1 generated sequences, but the requested protocol needs >= 2",
+    ),
+    (
+        "dataset-empty",
+        "the teacher step on a data file whose tensors are empty (item 5)",
+        _empty_image_data,
+        RuntimeError,
+        r"^error: .*data.pt: empty image-data \(train_x \(0, 1, 4, 4\), .*no examples\); "
+        r"check the sizes in the config's data section, then delete it and build it "
+        r"with `python -m di4c.cli.data` \(rule prepare_data\)$",
+    ),
+    (
+        "dataset-empty-text",
+        "an OpenWebText data file with no training windows (item 5)",
+        _empty_text_data,
+        ValueError,
+        r"data.pt: empty text-data \(train \(0, 24\), reference \(0, 24\): no examples\)",
+    ),
+    (
+        "write-disk-full",
+        "a full disk while a checkpoint is saved (torch.save fails; item 10)",
+        _disk_full_checkpoint,
+        OSError,
+        r"^could not write .*checkpoint.pt: RuntimeError: basic_ios::clear: iostream "
+        r"error; no space left\? \(\d+ MiB free there\); free some space and rerun",
+    ),
+    (
+        "weights-corrupt-cached-zip",
+        "a cached tauLDR folder zip with a bad CRC-32, offline (item 11)",
+        _corrupt_cached_zip,
+        FileNotFoundError,
+        r"tauldr_cifar10_dropbox_folder.zip: a corrupt zip \(BadZipFile: Bad CRC-32 .*"
+        r"\), deleted; could not fetch .*set config key "
+        r"'cifar10.paper.models.teacher.local' to its local path",
+    ),
+]
+HANDLED += [
+    (
+        "training-rerun-after-nan",
+        "rerunning the distillation after the teacher was repaired (item 1)",
+        _rerun_after_teacher_nan,
+    ),
+    (
+        "weights-byte-flipped-cache",
+        "a fetch without --pins of a cached file with one byte flipped (item 11)",
+        _byte_flipped_cache,
     ),
 ]
 

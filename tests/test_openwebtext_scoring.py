@@ -27,8 +27,14 @@ from di4c.cli import reference as reference_step
 from di4c.cli import score as score_step
 from di4c.cli import table as table_step
 from di4c.config import DEFAULT_CONFIG, deep_merge, load_config, resolve
-from di4c.metrics.entropy import unigram_entropy
-from di4c.metrics.genppl import MissingJudgeError, load_judge, per_sample_nll
+from di4c.metrics.counts import InsufficientSamplesError
+from di4c.metrics.entropy import entropy_summary, unigram_entropy
+from di4c.metrics.genppl import (
+    MissingJudgeError,
+    genppl_summary,
+    load_judge,
+    per_sample_nll,
+)
 from di4c.metrics.mauve import compute_mauve, featurize
 from di4c.metrics.scoring import BOOTSTRAP_SEED, bootstrap_sd, text_record
 from di4c.models import read_card
@@ -444,5 +450,33 @@ def test_mauve_features_and_known_extremes(judge_dir):
     far = compute_mauve(p, p + 100.0)
     assert same["mauve_sd"] == pytest.approx(0.0, abs=1e-9)
     assert far["mauve"] < 0.1 and far["mauve_sd"] >= 0.0
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(InsufficientSamplesError, match="1 generated feature vectors"):
         compute_mauve(p[:1], p)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_text_metrics_of_too_few_sequences_are_refused_never_nan(n):
+    """Issue 13 item 3: 0 or 1 sequences give InsufficientSamplesError (the rule of
+    the image metrics), not a NaN gen_ppl or standard error; 2 give finite values."""
+    ids = torch.arange(3 * 5).view(3, 5) % 4
+    nll = torch.tensor([2.0, 3.0, 2.5], dtype=torch.float64)
+    calls = {
+        "text_record": lambda k: text_record(nll[:k], unigram_entropy(ids[:k]), 3),
+        "genppl_summary": lambda k: genppl_summary(nll[:k]),
+        "entropy_summary": lambda k: entropy_summary(ids[:k]),
+    }
+    for name, call in calls.items():
+        with pytest.raises(InsufficientSamplesError) as info:
+            call(n)
+        assert f"{n} generated sequences, but the requested protocol needs >= 2" in str(
+            info.value
+        ), name
+        record = call(2)
+        assert all(math.isfinite(v) for v in record.values() if isinstance(v, float)), (
+            name,
+            record,
+        )
+    with pytest.raises(
+        InsufficientSamplesError, match="the mini protocol needs >= 256"
+    ):
+        text_record(nll, unigram_entropy(ids), 3, 256, "mini")

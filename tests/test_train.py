@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from di4c.checkpoints import load_container
-from di4c.train import CHECKPOINT_NAME, EMA, TrainConfig, batch_indices, train
+from di4c.train import (
+    CHECKPOINT_NAME,
+    EMA,
+    NonFiniteError,
+    TrainConfig,
+    batch_indices,
+    train,
+)
 
 
 def _setup(dropout=0.0):
@@ -148,3 +155,107 @@ def test_train_config_from_a_run_dataclass():
     assert cfg.batch_size == TrainConfig().batch_size  # not in the run: the default
     with pytest.raises(TypeError, match="not TrainConfig fields: \\['hidden'\\]"):
         TrainConfig.from_run(Run(), hidden=3)
+
+
+class _PoisonedTeacher:
+    """The exact posterior of a tiny process, whose log-probabilities turn NaN once
+    ``poisoned`` is set (a teacher that breaks mid-distillation)."""
+
+    is_mixture = False
+
+    def __init__(self, proc):
+        from di4c.theory.exact import ExactPosterior
+
+        self.exact = ExactPosterior(proc, torch.full((27,), 1 / 27, dtype=F64), 3)
+        self.num_classes = 3
+        self.poisoned = False
+
+    def __call__(self, x, t, lam=None, cond=None):
+        out = self.exact(x, t, lam, cond)
+        return out * float("nan") if self.poisoned else out
+
+
+F64 = torch.float64
+
+
+def _distill_run(tmp_path, poison_at=None):
+    """A 6-step Di4C distillation of a tiny student; the teacher turns NaN after
+    ``poison_at`` steps. Returns the student and the error, or the step resumed from."""
+    from di4c.distill import di4c_loss, train_config
+    from di4c.networks.small import MLPDenoiser
+    from di4c.processes import GaussianRateProcess
+    from di4c.settings import paper_rules
+
+    proc = GaussianRateProcess(S=3, dtype=F64, clamp_below=0)
+    rules = paper_rules(
+        "cifar10", K=2, batch_x=4, iters=6, ckpt_every=1, log_every=1, ema_decay=0.9
+    )
+    torch.manual_seed(0)
+    net = MLPDenoiser(3, proc.num_states, 3, hidden=16, mixture=True)
+    teacher = _PoisonedTeacher(proc)
+    x = torch.randint(0, 3, (20, 3), generator=torch.Generator().manual_seed(0))
+
+    def on_step(done, _):
+        teacher.poisoned = poison_at is not None and done >= poison_at
+
+    try:
+        res = train(
+            net,
+            lambda b, g: di4c_loss(net, teacher, proc, b["x0"], rules, g),
+            {"x0": x},
+            train_config(rules),
+            out_dir=tmp_path,
+            on_step=on_step,
+        )
+    except NonFiniteError as e:
+        return net, e
+    return net, res.resumed_from
+
+
+def test_a_teacher_turning_nan_keeps_the_last_good_checkpoint(tmp_path):
+    """Issue 13 item 1: the poisoned step is refused before the optimiser step, the
+    message names the term and the step, the checkpoint on disk stays the last good
+    one, and a rerun resumes from it exactly as an uninterrupted run."""
+    _, err = _distill_run(tmp_path / "broken", poison_at=3)
+    msg = str(err)
+    assert "the teacher's log-probabilities at x_t hold" in msg, msg
+    assert "at step 4 of 6; the step was not applied" in msg, msg
+    assert "last good checkpoint (step 3)" in msg and "learning rate is not" in msg
+    state = load_container(tmp_path / "broken" / CHECKPOINT_NAME, "ckpt")
+    assert state["step"] == 3
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert all(torch.isfinite(s).all() for s in state["ema"]["shadow_params"])
+
+    clean, start = _distill_run(tmp_path / "clean")
+    assert start == 0
+    resumed, start = _distill_run(tmp_path / "broken")  # the teacher fixed: rerun
+    assert start == 3
+    assert all(
+        torch.equal(a, b) for a, b in zip(clean.parameters(), resumed.parameters())
+    )
+
+
+def test_a_non_finite_gradient_is_refused_before_the_step(tmp_path):
+    """A finite loss whose gradient is NaN (sqrt at 0): no step, no checkpoint."""
+    net, data, loss_fn = _setup()
+    cfg = TrainConfig(iters=3, batch_size=8, lr=1e-2, ckpt_every=1)
+    train(net, loss_fn, data, cfg, out_dir=tmp_path)  # 3 good steps, checkpointed
+    good = load_container(tmp_path / CHECKPOINT_NAME, "ckpt")
+    longer = TrainConfig(**{**cfg.__dict__, "iters": 5})
+    net, data, _ = _setup()  # a rerun, now with a loss whose gradient is NaN
+    with pytest.raises(NonFiniteError) as info:
+        train(
+            net,
+            lambda b, g: torch.sqrt(net(b["x"]).sum() * 0.0),
+            data,
+            longer,
+            out_dir=tmp_path,
+        )
+    msg = str(info.value)
+    assert "non-finite gradient norm nan (loss terms finite: total 0)" in msg, msg
+    assert "at step 4 of 5" in msg and "last good checkpoint (step 3)" in msg, msg
+    # the weights are the resumed step-3 ones: the NaN gradient was never applied
+    assert all(torch.equal(good["model"][k], v) for k, v in net.state_dict().items())
+    after = load_container(tmp_path / CHECKPOINT_NAME, "ckpt")
+    assert after["step"] == 3
+    assert all(torch.equal(good["model"][k], after["model"][k]) for k in good["model"])

@@ -6,8 +6,8 @@ given whole by the rule as ``--config JSON``, or resolved from the workflow YAML
 (``--configfile``, default ``workflows/config/default.yaml``) when run by hand, with
 ``--set dotted.key=value`` overrides either way.
 
-Expected errors (bad config, data, checkpoints, missing weights, too few samples)
-print one line naming the problem and the fix and exit 1; ``--debug`` shows the
+Expected errors (bad config, data, checkpoints, missing weights, too few samples,
+a non-finite training step, a write the disk refused) print one line naming the problem and the fix and exit 1; ``--debug`` shows the
 traceback. Anything else is a bug and keeps its traceback.
 """
 
@@ -156,12 +156,15 @@ def setup_run(log: str | None, threads: int | None) -> None:
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors with a message that says what to do: one line, no traceback."""
+    from di4c.artifacts import WriteError
     from di4c.checkpoints import CheckpointError
+    from di4c.data.files import DataFileError
     from di4c.data.text import TextDataError
     from di4c.download import ChecksumError, MissingWeightsError
     from di4c.metrics.genppl import MissingJudgeError
     from di4c.metrics.image_quality import InsufficientSamplesError
     from di4c.models import ModelCardError
+    from di4c.train import NonFiniteError
 
     return (
         ConfigError,
@@ -172,6 +175,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         InsufficientSamplesError,
         ModelCardError,
         TextDataError,
+        DataFileError,
+        NonFiniteError,
+        WriteError,
         FileNotFoundError,
     )
 

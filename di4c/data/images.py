@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from di4c.artifacts import save_torch
+from di4c.data.files import load_data_file
 
 __all__ = [
     "SOURCES",
@@ -226,19 +227,9 @@ def save_splits(splits: ImageSplits, path: str | os.PathLike) -> Path:
 
 
 def load_splits(path: str | os.PathLike) -> ImageSplits:
-    """Read a file written by :func:`save_splits`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no image-data file; build it with `python -m di4c.cli.data` "
-            "(rule prepare_data)"
-        )
-    d = torch.load(path, map_location="cpu", weights_only=True)
-    missing = {"train_x", "train_y", "heldout_x", "heldout_y", "config"} - set(d)
-    if missing:
-        raise ValueError(
-            f"{path}: not an image-splits file (missing {sorted(missing)})"
-        )
+    """Read a file written by :func:`save_splits` (checked: present, complete, non-empty)."""
+    keys = ("train_x", "train_y", "heldout_x", "heldout_y", "config")
+    d = load_data_file(path, "image-data", keys)
     return ImageSplits(
         d["train_x"].long(),
         d["train_y"],

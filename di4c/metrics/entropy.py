@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from di4c.metrics.counts import require_samples
+
 
 def unigram_entropy(ids: Tensor) -> Tensor:
     """Per-sample unigram entropy in nats of ``ids`` (n, L) -> (n,) float64."""
@@ -34,14 +36,16 @@ def unigram_entropy(ids: Tensor) -> Tensor:
     return out
 
 
-def entropy_summary(ids: Tensor) -> dict:
-    """Mean entropy, its standard error and the two split-half means."""
+def entropy_summary(ids: Tensor, min_samples: int | None = None) -> dict:
+    """Mean entropy, its standard error and the two split-half means, of at least
+    ``min_samples`` (>= 2) sequences (:func:`~di4c.metrics.counts.require_samples`)."""
+    require_samples(ids.shape[0] if ids.dim() else 0, min_samples, unit="sequences")
     h = unigram_entropy(ids)
     n = h.numel()
     half = n // 2
     return {
         "entropy": float(h.mean()),
-        "entropy_se": float(h.std() / math.sqrt(n)) if n > 1 else float("nan"),
-        "entropy_half_a": float(h[:half].mean()) if half else float("nan"),
-        "entropy_half_b": float(h[half:].mean()) if half else float("nan"),
+        "entropy_se": float(h.std() / math.sqrt(n)),
+        "entropy_half_a": float(h[:half].mean()),
+        "entropy_half_b": float(h[half:].mean()),
     }

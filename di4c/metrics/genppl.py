@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from di4c.metrics.counts import require_samples
+
 PAPER_JUDGE = "gpt2-large"
 JUDGE_KEY = "openwebtext.paper.models.judge.local"  # config key of a local copy
 
@@ -107,16 +109,17 @@ def gen_ppl(nll: Tensor) -> float:
     return math.exp(float(nll.double().mean()))
 
 
-def genppl_summary(nll: Tensor) -> dict:
-    """Gen PPL, its delta-method standard error and the two split-half values."""
+def genppl_summary(nll: Tensor, min_samples: int | None = None) -> dict:
+    """Gen PPL, its delta-method standard error and the two split-half values, of at
+    least ``min_samples`` (>= 2) sequences (:func:`~di4c.metrics.counts.require_samples`)."""
     n = nll.numel()
+    require_samples(n, min_samples, unit="sequences")
     ppl = gen_ppl(nll)
     half = n // 2
-    se = ppl * float(nll.double().std()) / math.sqrt(n) if n > 1 else float("nan")
     return {
         "gen_ppl": ppl,
-        "gen_ppl_se": se,
-        "gen_ppl_half_a": gen_ppl(nll[:half]) if half else float("nan"),
-        "gen_ppl_half_b": gen_ppl(nll[half:]) if half else float("nan"),
+        "gen_ppl_se": ppl * float(nll.double().std()) / math.sqrt(n),
+        "gen_ppl_half_a": gen_ppl(nll[:half]),
+        "gen_ppl_half_b": gen_ppl(nll[half:]),
         "nll": float(nll.double().mean()),
     }

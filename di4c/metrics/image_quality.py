@@ -51,9 +51,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from di4c.devices import resolve_device
+from di4c.metrics.counts import InsufficientSamplesError, require_samples
 
 __all__ = [
     "EXTRACTORS",
+    "InsufficientSamplesError",
     "METRIC_KEYS",
     "PROTOCOLS",
     "check_sample_count",
@@ -87,10 +89,6 @@ PROTOCOLS: dict[str, int] = {
 }
 
 
-class InsufficientSamplesError(ValueError):
-    """Fewer images than the evaluation protocol requires."""
-
-
 def check_sample_count(
     n_fake: int,
     n_real: int,
@@ -103,15 +101,9 @@ def check_sample_count(
     if protocol is not None and protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; allowed: {sorted(PROTOCOLS)}")
     need = min_samples if min_samples is not None else PROTOCOLS.get(protocol, 2)
-    need = max(int(need), 2)  # a covariance needs two points
     table = f" ({PROTOCOLS})" if min_samples is None else ""  # another setting's own
     for what, n in (("generated", n_fake), ("reference", n_real)):
-        if n < need:
-            raise InsufficientSamplesError(
-                f"{n} {what} {unit}, but the {protocol or 'requested'} protocol needs "
-                f">= {need}; generate more samples (config key sample.num_samples) or "
-                f"use a protocol with a lower minimum (metrics.protocol){table}"
-            )
+        require_samples(n, need, what=what, unit=unit, protocol=protocol, table=table)
 
 
 # ----------------------------------------------------------------------------------

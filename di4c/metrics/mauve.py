@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from di4c.metrics.counts import require_samples
+
 
 @torch.no_grad()
 def featurize(
@@ -47,10 +49,8 @@ def compute_mauve(
         raise ImportError(
             "MAUVE needs the 'mauve-text' package: pip install mauve-text"
         ) from e
-    if len(p_features) < 2 or len(q_features) < 2:
-        raise ValueError(
-            "MAUVE needs at least 2 generated and 2 reference feature vectors"
-        )
+    require_samples(len(p_features), what="generated", unit="feature vectors (MAUVE)")
+    require_samples(len(q_features), what="reference", unit="feature vectors (MAUVE)")
     vals = [
         float(
             mauve.compute_mauve(

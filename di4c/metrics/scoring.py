@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
+from di4c.metrics.counts import require_samples
 from di4c.metrics.image_quality import extract_features, metrics_from_features
 
 BOOTSTRAP_SEED = 2020
@@ -126,11 +127,19 @@ def image_record(
     return record
 
 
-def text_record(nll: Tensor, entropy: Tensor, bootstrap: int) -> dict:
-    """Gen PPL (exp of the mean per-sample NLL) and mean unigram entropy, with bootstrap sds."""
+def text_record(
+    nll: Tensor,
+    entropy: Tensor,
+    bootstrap: int,
+    min_samples: int | None = None,
+    protocol: str | None = None,
+) -> dict:
+    """Gen PPL (exp of the mean per-sample NLL) and mean unigram entropy, with bootstrap
+    sds, of at least ``min_samples`` (>= 2) sequences (the ``protocol``'s minimum)."""
     n = nll.numel()
     if n != entropy.numel():
         raise ValueError("one NLL and one entropy per sample are needed")
+    require_samples(n, min_samples, unit="sequences", protocol=protocol)
 
     def stat(idx):
         return {

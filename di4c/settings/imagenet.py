@@ -180,6 +180,14 @@ PAPER = {
 }
 
 
+def read_tokens(data_dir: Path) -> dict:
+    """The encoded training images (``tokens.pt`` of the encode step), checked."""
+    from di4c.data.files import load_data_file
+
+    keys = ("train_tokens", "train_labels", "grid", "codebook_size")
+    return load_data_file(data_dir / "tokens.pt", "image-code", keys)
+
+
 def heldout_labels_in_loader_order(labels: torch.Tensor, num: int, seed: int):
     """Reshuffle ``labels`` (seeded, one fresh permutation per pass) until ``num``."""
     gen = torch.Generator().manual_seed(seed)
@@ -263,7 +271,7 @@ class ImageNet(ImageScoring, Setting):
         }
 
     def training_set(self, cfg: dict, data_dir: Path) -> dict[str, torch.Tensor]:
-        tok = torch.load(data_dir / "tokens.pt", map_location="cpu", weights_only=True)
+        tok = read_tokens(data_dir)
         return {"x0": tok["train_tokens"], "y": tok["train_labels"]}
 
     def batch_inputs(self, cfg, rules, batch, gen, image_shape):
@@ -408,7 +416,7 @@ class ImageNet(ImageScoring, Setting):
         """The paper network at the mini size (grid and codebook from the codes)."""
         from di4c.networks.mini_maskgit import MiniMaskGITConfig, build_mini_maskgit
 
-        tok = torch.load(data_dir / "tokens.pt", map_location="cpu", weights_only=True)
+        tok = read_tokens(data_dir)
         spec = cfg["models"]["teacher"]
         net_cfg = MiniMaskGITConfig(
             grid=int(tok["grid"]),

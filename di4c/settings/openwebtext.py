@@ -228,10 +228,9 @@ class OpenWebText(Setting):
 
     @staticmethod
     def read_data(data_dir: Path) -> dict:
-        path = data_dir / "data.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no text data; run the data rule first")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        from di4c.data.files import load_data_file
+
+        return load_data_file(data_dir / "data.pt", "text-data", ("train", "reference"))
 
     @staticmethod
     def vocab_size(data: dict) -> int:
@@ -517,21 +516,19 @@ class OpenWebText(Setting):
         return load_judge(str(Path(models["judge"].path("config")).parent), device)
 
     def score_ids(self, cfg: dict, ids: torch.Tensor, judge, mauve_ref=None) -> dict:
+        from di4c.metrics.counts import require_samples
         from di4c.metrics.entropy import unigram_entropy
         from di4c.metrics.genppl import per_sample_nll
-        from di4c.metrics.image_quality import check_sample_count
         from di4c.metrics.scoring import text_record
 
         m = cfg["metrics"]
-        check_sample_count(
-            ids.shape[0],
-            ids.shape[0],
-            m["protocol"],
-            PROTOCOLS[m["protocol"]],
-            unit="sequences",
-        )
+        need = PROTOCOLS[m["protocol"]]
+        # refused before the judge runs, and again by the record itself
+        require_samples(ids.shape[0], need, unit="sequences", protocol=m["protocol"])
         nll = per_sample_nll(judge, ids, m["batch_size"], progress=True)
-        record = text_record(nll, unigram_entropy(ids), m["bootstrap"])
+        record = text_record(
+            nll, unigram_entropy(ids), m["bootstrap"], need, m["protocol"]
+        )
         if mauve_ref is not None:  # the authors' protocol, off by default
             from di4c.metrics.mauve import compute_mauve
 

@@ -44,7 +44,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from di4c.artifacts import atomic_path
+from di4c.artifacts import atomic_path, save_torch
 from di4c.checkpoints import (
     CheckpointFormatError,
     MissingCheckpointError,
@@ -581,10 +581,7 @@ def save_lightning_ckpt(
     }
     if ema is not None:
         obj["ema"] = dict(ema)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return path
+    return save_torch(path, obj)
 
 
 __all__ = [

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,17 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from di4c.artifacts import atomic_path
+from di4c.artifacts import atomic_path, save_torch, sha256_file
 from di4c.checkpoints import CheckpointFormatError, load_container
-from di4c.download import RemoteFile, fetch
+from di4c.download import (
+    ChecksumError,
+    MissingWeightsError,
+    RemoteFile,
+    check_cached,
+    discard,
+    fetch,
+    record_sha256,
+)
 from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
 from di4c.pins import check_or_pin
 
@@ -374,6 +383,12 @@ def _extract_teacher(archive: Path, config_key: str | None = None) -> Path:
                 f"'{config_key or TAULDR_TEACHER_FILE.config_key}' to it."
             )
         dest = archive.with_name(f"tauldr_cifar10_{TEACHER_CKPT_NAME}")
+        if dest.is_file():  # extracted before: its bytes must be the ones extracted
+            try:
+                check_cached(dest)
+            except ChecksumError as e:
+                print(f"[download] {e}; extracting it again", flush=True)
+                discard(dest)
         if not dest.is_file():
             with (
                 atomic_path(dest) as tmp,
@@ -382,7 +397,44 @@ def _extract_teacher(archive: Path, config_key: str | None = None) -> Path:
             ):
                 while block := src.read(1 << 20):
                     f.write(block)
+                f.close()
+                record_sha256(dest, sha256_file(tmp))
         return dest
+
+
+# what a damaged zip raises on reading (bad CRC, broken deflate stream, cut short)
+_CORRUPT_ZIP = (zipfile.BadZipFile, zlib.error, EOFError)
+
+
+def _extract_fetched(remote: RemoteFile, local_path) -> Path:
+    """The teacher checkpoint of the fetched (or local) file; a cached download that
+    is a corrupt zip is deleted and fetched once more (offline, the error names it)."""
+    archive = fetch(remote, local_path)
+    key = remote.config_key
+    try:
+        return _extract_teacher(archive, key)
+    except _CORRUPT_ZIP as e:
+        bad = f"{archive}: a corrupt zip ({type(e).__name__}: {e})"
+        if local_path:  # a user's copy is theirs: name it, never delete it
+            raise CheckpointFormatError(
+                f"{bad}; replace it with a good download of {remote.source} (config "
+                f"key '{key}')"
+            ) from e
+    print(f"[download] {bad}; deleting it and fetching again", flush=True)
+    discard(archive)
+    try:
+        archive = fetch(remote)
+    except MissingWeightsError as e:
+        raise MissingWeightsError(f"{bad}, deleted; {e}") from e
+    try:
+        return _extract_teacher(archive, key)
+    except _CORRUPT_ZIP as e:
+        discard(archive)
+        raise CheckpointFormatError(
+            f"{archive}: a corrupt zip again after a fresh download ({e}); download "
+            f"{remote.source} by hand and set config key '{key}' to the extracted "
+            f"{TEACHER_CKPT_NAME}"
+        ) from e
 
 
 def teacher_checkpoint_path(
@@ -399,7 +451,7 @@ def teacher_checkpoint_path(
     request, so two downloads of the same folder need not be byte-identical.
     """
     remote = remote or TAULDR_TEACHER_FILE
-    path = _extract_teacher(fetch(remote, local_path), remote.config_key)
+    path = _extract_fetched(remote, local_path)
     if not local_path:  # a user's copy is theirs; a download is pinned
         source = f"{remote.source} :: {TEACHER_CKPT_NAME}"
         check_or_pin(pin_file, TEACHER_CKPT_NAME, path, source)
@@ -509,7 +561,4 @@ def save_checkpoint(
         "optimizer": dict(optimizer_state),
         "n_iter": int(n_iter),
     }
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(container, tmp)
-    return path
+    return save_torch(path, container)
