@@ -161,6 +161,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from di4c.download import ChecksumError, MissingWeightsError
     from di4c.metrics.genppl import MissingJudgeError
     from di4c.metrics.image_quality import InsufficientSamplesError
+    from di4c.metrics.scoring import SampleShapeError
     from di4c.models import ModelCardError
 
     return (
@@ -170,6 +171,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         MissingWeightsError,
         MissingJudgeError,
         InsufficientSamplesError,
+        SampleShapeError,
         ModelCardError,
         TextDataError,
         FileNotFoundError,

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from di4c.denoiser import NetDenoiser
+from di4c.denoiser import NetDenoiser, check_lambda
 
 __all__ = [
     "TauLDRUNet",
@@ -470,6 +470,7 @@ class TauLDRUNet(nn.Module):
                 f"lam must have shape (B,) or (B, 1) with B = {b}; "
                 f"got {tuple(lam.shape)}"
             )
+        check_lambda(lam)
         return x, lam.reshape(b)
 
     # -- embeddings -----------------------------------------------------------
