@@ -416,6 +416,9 @@ def _rgb_scored_against_gray(tmp):
     real = setting.features(cfg, gray, {})
     torch.save(real, tmp / "features.pt")  # as the reference step stores it
     real = torch.load(tmp / "features.pt", weights_only=True)
+    assert real["sample_shape"].tolist() == [1, 8, 8]
+    same = setting.score_images(cfg, gray, {}, real)  # the same images: FID 0
+    assert abs(same["fid"]) < 1e-6 and same["num_samples"] == 20, same
     setting.score_images(cfg, gray.expand(-1, 3, -1, -1), {}, real)
 
 
