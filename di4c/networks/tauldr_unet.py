@@ -25,7 +25,7 @@ seeded build consumes the random stream identically.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -126,6 +126,20 @@ class TauLDRUNetConfig:
     def as_teacher(self) -> TauLDRUNetConfig:
         """The same architecture without the lambda path."""
         return replace(self, lam_embed=False)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (tuples as lists): a model card's or a file's ``network``."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TauLDRUNetConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown TauLDRUNetConfig keys {unknown}")
+        return cls(**d)
 
     @property
     def input_channels(self) -> int:
