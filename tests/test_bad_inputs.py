@@ -464,6 +464,61 @@ _TOKENS = torch.zeros(1, 16, dtype=torch.long)
 _NAN = torch.tensor([float("nan")])
 
 
+def _copied_alone(tmp, path):
+    """``path`` copied into an empty folder, without its model.json / model.yaml."""
+    import shutil
+
+    (tmp / "copy").mkdir(exist_ok=True)
+    return Path(shutil.copy(path, tmp / "copy" / path.name))
+
+
+def _same(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _checkpoints_copied_without_cards(tmp):
+    """Mini networks of every family saved as the DAG saves them, then loaded from
+    the weights file alone with no configuration given (issue 13 item 13)."""
+    from di4c.networks.mini_vq import MiniVQConfig, build_mini_vq
+    from di4c.teachers import maskgit, sdtt, tauldr
+
+    unet, mg, dit = _tiny_unet_student(), _tiny_maskgit(is_student=True), _tiny_dit()
+    vq = build_mini_vq(MiniVQConfig()).eval()
+    saved = {
+        "tauLDR student": tauldr.save_checkpoint(unet, tmp / "model.pt"),
+        "MaskGIT student": maskgit.save_transformer_checkpoint(tmp / "model.pth", mg),
+        "DiT student": sdtt.save_lightning_ckpt(dit, tmp / "model.ckpt"),
+        "VQ tokenizer": maskgit.save_vqgan_checkpoint(tmp / "last.ckpt", vq),
+    }
+    loaders = {
+        "tauLDR student": lambda p: tauldr.load_student_file(p, weights="raw"),
+        "MaskGIT student": maskgit.student_from_checkpoint,
+        "DiT student": lambda p: sdtt.load_student(local_path=p),
+        "VQ tokenizer": maskgit.vqgan_from_files,
+    }
+    nets = {"tauLDR student": unet, "MaskGIT student": mg, "DiT student": dit}
+    nets["VQ tokenizer"] = vq
+    for name, path in saved.items():
+        back = loaders[name](_copied_alone(tmp, path))
+        assert back.config == nets[name].config, name
+        assert _same(back, nets[name]), name
+    return f"{', '.join(saved)} rebuilt from the file alone (config embedded)"
+
+
+def _checkpoint_without_any_config(tmp):
+    """A mini student file without the embedded config (the authors' code or an
+    older version wrote it) and no config given: the paper network does not fit."""
+    from di4c.checkpoints import NETWORK_KEY
+    from di4c.teachers import tauldr
+
+    path = tauldr.save_checkpoint(_tiny_unet_student(), tmp / "student.pt")
+    obj = torch.load(path, weights_only=True)
+    del obj[NETWORK_KEY]
+    torch.save(obj, path)
+    tauldr.load_student_file(path)
+
+
 # (case id, what a user does, callable(tmp_path), exception type, regex the message must match)
 CASES = [
     (
@@ -907,6 +962,16 @@ CASES = [
         ValueError,
         r"lam must lie in \[0, 1\].*got min nan",
     ),
+    (
+        "checkpoint-without-any-config",
+        "a mini student file with no embedded config and no model.json (issue 13 "
+        "item 13)",
+        _checkpoint_without_any_config,
+        Exception,
+        r"student.pt: no network configuration was given \(the model card's "
+        r"'network'\) and the file embeds none .* so the paper's CIFAR-10 UNet was "
+        r"assumed and does not fit. Keep the file's model.json beside it",
+    ),
     # end issue 13 items 7, 8, 9, 12, 13
 ]
 
@@ -919,6 +984,14 @@ HANDLED = [
         "--config \"theory={'mini': {'experiments': ['two_bit']}}\" (issue 13 item 4)",
         _partial_override,
     ),
+    # issue 13 items 7, 8, 9, 12, 13
+    (
+        "checkpoint-copied-without-card",
+        "mini checkpoints copied without their model.json / model.yaml (issue 13 "
+        "item 13)",
+        _checkpoints_copied_without_cards,
+    ),
+    # end issue 13 items 7, 8, 9, 12, 13
 ]
 
 
