@@ -42,10 +42,14 @@ __all__ = [
     "CheckpointFormatError",
     "InertObject",
     "MissingCheckpointError",
+    "NETWORK_KEY",
     "RestrictedUnpickler",
     "UnsafeCheckpointError",
+    "embedded_network",
     "inert_globals",
     "load_container",
+    "unconfigured_hint",
+    "with_network",
 ]
 
 
@@ -63,6 +67,48 @@ class UnsafeCheckpointError(CheckpointError):
 
 class MissingCheckpointError(CheckpointError, FileNotFoundError):
     """The checkpoint file does not exist."""
+
+
+# ----------------------------------------------------------------------------------
+# The network configuration our own containers carry
+# ----------------------------------------------------------------------------------
+
+# The top-level entry (of a torch container; a safetensors metadata key) holding
+# the network configuration of a file this project wrote, so that a checkpoint
+# copied without its model card still builds the right network. Published files
+# have no such entry and are read exactly as published; the authors' loaders read
+# their own entries by name and never look at this one.
+NETWORK_KEY = "di4c_network"
+
+
+def with_network(container: dict, network: dict) -> dict:
+    """``container`` with the network configuration ``network`` embedded."""
+    return {**container, NETWORK_KEY: dict(network)}
+
+
+def embedded_network(obj: Any, path: str | os.PathLike) -> dict | None:
+    """The network configuration a container embeds (None for published files)."""
+    net = obj.get(NETWORK_KEY) if isinstance(obj, dict) else None
+    if net is None:
+        return None
+    if not isinstance(net, dict) or not all(isinstance(k, str) for k in net):
+        raise CheckpointFormatError(
+            f"{path}: its '{NETWORK_KEY}' entry is not a network configuration "
+            f"(a dict of names); got {type(net).__name__}"
+        )
+    return dict(net)
+
+
+def unconfigured_hint(path: str | os.PathLike, assumed: str) -> str:
+    """What to say when a file without an embedded configuration, loaded with no
+    configuration given, does not fit the ``assumed`` (paper) network."""
+    return (
+        f"{path}: no network configuration was given (the model card's 'network') "
+        f"and the file embeds none ('{NETWORK_KEY}': the authors' files and ours "
+        f"written before it existed), so {assumed} was assumed and does not fit. "
+        "Keep the file's model.json beside it (a run's model folder), or pass the "
+        "configuration it was trained with"
+    )
 
 
 # ----------------------------------------------------------------------------------

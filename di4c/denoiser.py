@@ -65,10 +65,42 @@ def check_denoiser_inputs(x_t: Tensor, t: Tensor, lam: Tensor | None = None) -> 
         raise ValueError(
             f"lam must have shape (B,) = ({x_t.shape[0]},) or be None; got {tuple(lam.shape)}"
         )
-    if lam is not None and lam.numel() and not bool(((lam >= 0) & (lam <= 1)).all()):
+    if lam is not None:
+        check_lambda(lam)
+
+
+def check_lambda(lam: Tensor) -> None:
+    """Raise ValueError unless ``lam`` is a float tensor with every value in [0, 1]
+    (NaN included): the mixture variable of a Di4C student (Sec. 4 of the paper).
+
+    One reduction per call: networks check it at their boundary, not per layer.
+    """
+    if not lam.dtype.is_floating_point:
+        raise ValueError(
+            f"lam must be a float tensor (the mixture variable in [0, 1]); got {lam.dtype}"
+        )
+    if lam.numel() and not lam.is_meta and not bool(((lam >= 0) & (lam <= 1)).all()):
         raise ValueError(
             f"lam must lie in [0, 1] (the mixture variable, Sec. 4 of the paper); "
             f"got min {float(lam.min())}, max {float(lam.max())}"
+        )
+
+
+def check_ids(ids: Tensor, name: str, high: int, what: str) -> None:
+    """Raise ValueError unless ``ids`` is an integer tensor with values in [0, high)
+    (``what`` names the alphabet in the message). A float would be truncated by
+    ``.long()`` and an id out of range fails deep inside an embedding."""
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise ValueError(
+            f"{name} must be an integer tensor of ids; got {ids.dtype} "
+            "(a float would be truncated)"
+        )
+    if ids.is_meta:  # a shape-only pass has no values to check
+        return
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= high):
+        raise ValueError(
+            f"{name} must lie in [0, {high}) ({what}); got min {int(ids.min())}, "
+            f"max {int(ids.max())}"
         )
 
 

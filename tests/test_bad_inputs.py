@@ -375,6 +375,150 @@ def _judge_wrong_vocab(tmp):
     per_sample_nll(judge, torch.full((2, 6), 50257))
 
 
+# issue 13 items 7, 8, 9, 12, 13 (helpers)
+def _imagenet_empty_val(tmp):
+    from di4c.data.imagenet import imagenet_folder
+
+    (tmp / "imagenet/val").mkdir(parents=True)
+    imagenet_folder(tmp / "imagenet", "val")
+
+
+def _imagenet_empty_classes(tmp):
+    from di4c.data.imagenet import imagenet_folder
+
+    for c in range(1000):
+        (tmp / "imagenet/val" / f"n{c:08d}").mkdir(parents=True)
+    imagenet_folder(tmp / "imagenet", "val")
+
+
+def _rgb_scored_against_gray(tmp):
+    """Reference features of 1-channel digits, then 3-channel samples scored."""
+    from di4c.networks.digit_classifier import (
+        DigitClassifier,
+        DigitClassifierConfig,
+        save_digit_classifier,
+    )
+    from di4c.settings import get_setting
+
+    torch.manual_seed(0)
+    clf = DigitClassifier(DigitClassifierConfig(image_size=8, width=4, feature_dim=8))
+    metrics = {
+        "feature_extractor": "digit-classifier",
+        "metrics": ["fid"],
+        "weights_path": str(save_digit_classifier(clf, tmp / "clf.pt")),
+        "batch_size": 16,
+        "protocol": "smoke",
+        "bootstrap": 0,
+    }
+    cfg, setting = {"metrics": metrics}, get_setting("cifar10")
+    gen = torch.Generator().manual_seed(0)
+    gray = torch.randint(0, 256, (20, 1, 8, 8), dtype=torch.uint8, generator=gen)
+    real = setting.features(cfg, gray, {})
+    torch.save(real, tmp / "features.pt")  # as the reference step stores it
+    real = torch.load(tmp / "features.pt", weights_only=True)
+    assert real["sample_shape"].tolist() == [1, 8, 8]
+    same = setting.score_images(cfg, gray, {}, real)  # the same images: FID 0
+    assert abs(same["fid"]) < 1e-6 and same["num_samples"] == 20, same
+    setting.score_images(cfg, gray.expand(-1, 3, -1, -1), {}, real)
+
+
+def _judge_empty_folder(tmp):
+    from di4c.metrics.genppl import load_judge
+
+    (tmp / "judge").mkdir()
+    load_judge(tmp / "judge")
+
+
+def _tiny_maskgit(**kw):
+    from di4c.networks.maskgit import MaskGITConfig, MaskTransformer
+
+    return MaskTransformer(
+        MaskGITConfig(
+            hidden_dim=16, codebook_size=8, nclass=4, depth=1, heads=2, mlp_dim=32,
+            img_size=64, **kw,
+        )
+    )  # fmt: skip
+
+
+def _tiny_dit():
+    from di4c.networks.dit import DIT, DiTConfig
+
+    cfg = DiTConfig(
+        hidden_size=16, cond_dim=8, n_blocks=1, n_heads=2, vocab_size=11, length=4,
+        is_di4c=True, latent_feature_dim=8,
+    )  # fmt: skip
+    return DIT(cfg)
+
+
+def _tiny_unet_student():
+    from di4c.networks.tauldr_unet import TauLDRUNet, TauLDRUNetConfig
+
+    cfg = TauLDRUNetConfig(
+        S=4, image_shape=(1, 4, 4), ch=8, ch_mult=(1,), num_res_blocks=1,
+        attn_scale=0, lam_embed=True,
+    )  # fmt: skip
+    return TauLDRUNet(cfg)
+
+
+_TOKENS = torch.zeros(1, 16, dtype=torch.long)
+_NAN = torch.tensor([float("nan")])
+
+
+def _copied_alone(tmp, path):
+    """``path`` copied into an empty folder, without its model.json / model.yaml."""
+    import shutil
+
+    (tmp / "copy").mkdir(exist_ok=True)
+    return Path(shutil.copy(path, tmp / "copy" / path.name))
+
+
+def _same(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _checkpoints_copied_without_cards(tmp):
+    """Mini networks of every family saved as the DAG saves them, then loaded from
+    the weights file alone with no configuration given (issue 13 item 13)."""
+    from di4c.networks.mini_vq import MiniVQConfig, build_mini_vq
+    from di4c.teachers import maskgit, sdtt, tauldr
+
+    unet, mg, dit = _tiny_unet_student(), _tiny_maskgit(is_student=True), _tiny_dit()
+    vq = build_mini_vq(MiniVQConfig()).eval()
+    saved = {
+        "tauLDR student": tauldr.save_checkpoint(unet, tmp / "model.pt"),
+        "MaskGIT student": maskgit.save_transformer_checkpoint(tmp / "model.pth", mg),
+        "DiT student": sdtt.save_lightning_ckpt(dit, tmp / "model.ckpt"),
+        "VQ tokenizer": maskgit.save_vqgan_checkpoint(tmp / "last.ckpt", vq),
+    }
+    loaders = {
+        "tauLDR student": lambda p: tauldr.load_student_file(p, weights="raw"),
+        "MaskGIT student": maskgit.student_from_checkpoint,
+        "DiT student": lambda p: sdtt.load_student(local_path=p),
+        "VQ tokenizer": maskgit.vqgan_from_files,
+    }
+    nets = {"tauLDR student": unet, "MaskGIT student": mg, "DiT student": dit}
+    nets["VQ tokenizer"] = vq
+    for name, path in saved.items():
+        back = loaders[name](_copied_alone(tmp, path))
+        assert back.config == nets[name].config, name
+        assert _same(back, nets[name]), name
+    return f"{', '.join(saved)} rebuilt from the file alone (config embedded)"
+
+
+def _checkpoint_without_any_config(tmp):
+    """A mini student file without the embedded config (the authors' code or an
+    older version wrote it) and no config given: the paper network does not fit."""
+    from di4c.checkpoints import NETWORK_KEY
+    from di4c.teachers import tauldr
+
+    path = tauldr.save_checkpoint(_tiny_unet_student(), tmp / "student.pt")
+    obj = torch.load(path, weights_only=True)
+    del obj[NETWORK_KEY]
+    torch.save(obj, path)
+    tauldr.load_student_file(path)
+
+
 # (case id, what a user does, callable(tmp_path), exception type, regex the message must match)
 CASES = [
     (
@@ -734,6 +878,101 @@ CASES = [
         RuntimeError,
         r"invalid choice: 'three_bit' \(choose from",
     ),
+    # issue 13 items 7, 8, 9, 12, 13
+    (
+        "dataset-imagenet-empty-val",
+        "an ImageNet val/ folder with nothing in it (issue 13 item 7)",
+        _imagenet_empty_val,
+        FileNotFoundError,
+        r"val: no class folders .*ImageFolder layout \(.*/val/<wnid>/<image>.JPEG, "
+        r"1000 class folders\) and set the config key imagenet.paper.data.root",
+    ),
+    (
+        "dataset-imagenet-empty-class-folders",
+        "1000 ImageNet class folders without images (issue 13 item 7)",
+        _imagenet_empty_classes,
+        FileNotFoundError,
+        r"1000 of 1000 class folders hold no images \(e.g. \['n00000000'.*"
+        r"<wnid>/<image>.JPEG.*config key imagenet.paper.data.root",
+    ),
+    (
+        "metric-sample-shape-mismatch",
+        "3-channel samples scored against a 1-channel reference (issue 13 item 8)",
+        _rgb_scored_against_gray,
+        ValueError,
+        r"the images to score are 3x8x8 \(C x H x W\) but the reference features "
+        r"were made from 1x8x8 images",
+    ),
+    (
+        "judge-empty-folder",
+        "gen-PPL with an empty judge folder (issue 13 item 9)",
+        _judge_empty_folder,
+        FileNotFoundError,
+        r"judge LM folder .*judge' has no config.json .*train_judge rule.* config key "
+        r"openwebtext.paper.models.judge.local",
+    ),
+    (
+        "network-code-id-out-of-range",
+        "code id 9 into a MaskGIT transformer of 8 codes + mask (issue 13 item 12)",
+        lambda tmp: _tiny_maskgit()(torch.full((1, 16), 9), torch.tensor([1])),
+        ValueError,
+        r"img_tokens must lie in \[0, 9\) \(codes; the mask id is 8\); got min 9",
+    ),
+    (
+        "network-label-out-of-range",
+        "class label 5 into a 4-class MaskGIT transformer (issue 13 item 12)",
+        lambda tmp: _tiny_maskgit()(_TOKENS, torch.tensor([5])),
+        ValueError,
+        r"labels must lie in \[0, 5\) \(4 = no label\); got min 5",
+    ),
+    (
+        "network-dit-float-indices",
+        "float token ids into the DiT (issue 13 item 12)",
+        lambda tmp: _tiny_dit()(torch.zeros(1, 4), torch.zeros(1)),
+        ValueError,
+        r"indices must be an integer tensor of ids; got torch.float32",
+    ),
+    (
+        "network-dit-index-out-of-range",
+        "token id 11 into a DiT of vocabulary 11 (issue 13 item 12)",
+        lambda tmp: _tiny_dit()(torch.full((1, 4), 11), torch.zeros(1)),
+        ValueError,
+        r"indices must lie in \[0, 11\) \(token ids; the mask id is 10\)",
+    ),
+    (
+        "lambda-out-of-range-dit",
+        "lambda = 5.0 given to the DiT student (issue 13 item 12)",
+        lambda tmp: _tiny_dit()(_TOKENS[:, :4], torch.zeros(1), torch.tensor([5.0])),
+        ValueError,
+        r"lam must lie in \[0, 1\].*max 5.0",
+    ),
+    (
+        "lambda-nan-maskgit",
+        "lambda = NaN given to the MaskGIT student (issue 13 item 12)",
+        lambda tmp: _tiny_maskgit(is_student=True)(
+            _TOKENS, torch.tensor([1]), lam=_NAN
+        ),
+        ValueError,
+        r"lam must lie in \[0, 1\].*got min nan",
+    ),
+    (
+        "lambda-nan-unet",
+        "lambda = NaN given to the tauLDR UNet student (issue 13 item 12)",
+        lambda tmp: _tiny_unet_student()(_TOKENS, torch.tensor([0.5]), _NAN),
+        ValueError,
+        r"lam must lie in \[0, 1\].*got min nan",
+    ),
+    (
+        "checkpoint-without-any-config",
+        "a mini student file with no embedded config and no model.json (issue 13 "
+        "item 13)",
+        _checkpoint_without_any_config,
+        Exception,
+        r"student.pt: no network configuration was given \(the model card's "
+        r"'network'\) and the file embeds none .* so the paper's CIFAR-10 UNet was "
+        r"assumed and does not fit. Keep the file's model.json beside it",
+    ),
+    # end issue 13 items 7, 8, 9, 12, 13
 ]
 
 
@@ -745,6 +984,14 @@ HANDLED = [
         "--config \"theory={'mini': {'experiments': ['two_bit']}}\" (issue 13 item 4)",
         _partial_override,
     ),
+    # issue 13 items 7, 8, 9, 12, 13
+    (
+        "checkpoint-copied-without-card",
+        "mini checkpoints copied without their model.json / model.yaml (issue 13 "
+        "item 13)",
+        _checkpoints_copied_without_cards,
+    ),
+    # end issue 13 items 7, 8, 9, 12, 13
 ]
 
 

@@ -249,7 +249,11 @@ def test_safetensors_round_trip(tmp_path):
 def test_infer_config_from_shapes_and_from_an_authors_config(tmp_path):
     net = small_net(is_di4c=False)
     path = sdtt.save_safetensors(net, tmp_path / "model.safetensors")
-    (tmp_path / "config.json").unlink()  # a bare weights file: shapes + inv_freq
+    (tmp_path / "config.json").unlink()
+    assert sdtt.infer_config(sdtt.read_checkpoint(path)) == net.config  # embedded
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(path), path)  # a bare weights file: shapes + inv_freq
     bare = sdtt.infer_config(sdtt.read_checkpoint(path))
     assert bare == DiTConfig(**{**net.config.to_dict(), "length": 1024})
     full = {  # the authors' config.json: the whole training config, model.* inside

@@ -22,7 +22,11 @@ import torch
 import yaml
 
 from di4c.artifacts import sha256_file
-from di4c.checkpoints import CheckpointFormatError, UnsafeCheckpointError
+from di4c.checkpoints import (
+    NETWORK_KEY,
+    CheckpointFormatError,
+    UnsafeCheckpointError,
+)
 from di4c.denoiser import Denoiser
 from di4c.download import MissingWeightsError, RemoteFile
 from di4c.networks.maskgit import (
@@ -245,12 +249,14 @@ def test_transformer_pth_roundtrip(tmp_path):
         tmp_path / "t.pth", net, iter=7, global_epoch=3
     )
     raw = torch.load(path, weights_only=True)
-    assert list(raw) == [
+    assert list(raw) == [  # the authors' four entries, plus our network config
         "iter",
         "global_epoch",
         "model_state_dict",
         "optimizer_state_dict",
+        NETWORK_KEY,
     ]
+    assert raw[NETWORK_KEY] == SMALL.to_dict()
     assert list(raw["model_state_dict"]) == list(net.state_dict())
     assert set(raw["optimizer_state_dict"]) == {"state", "param_groups"}
     ck = mg.read_transformer_checkpoint(path)
@@ -404,8 +410,14 @@ def test_wrong_family_truncated_and_mismatched_files(tmp_path):
         mg.teacher_from_checkpoint(s_path, SMALL)
     with pytest.raises(E, match=r"t\.pth.*teacher file"):
         mg.student_from_checkpoint(t_path, SMALL)
-    with pytest.raises(E, match=r"t\.pth.*shapes do not match"):
-        mg.teacher_from_checkpoint(t_path)  # paper config vs small weights
+    _assert_same_weights(teacher, mg.teacher_from_checkpoint(t_path))  # embedded
+    bare = torch.load(t_path, weights_only=True)  # as a file of the authors' code
+    del bare[NETWORK_KEY]
+    torch.save(bare, tmp_path / "bare.pth")
+    with pytest.raises(
+        E, match=r"bare\.pth: no network configuration was given .*shapes do not match"
+    ):
+        mg.teacher_from_checkpoint(tmp_path / "bare.pth")  # paper config assumed
     with pytest.raises(E, match=r"last\.ckpt.*shapes do not match"):
         mg.vqgan_from_files(v_path, config=dataclasses.replace(SMALL_VQ, n_embed=9))
     trunc = tmp_path / "trunc.pth"

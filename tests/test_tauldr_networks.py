@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from di4c.checkpoints import CheckpointFormatError
+from di4c.checkpoints import NETWORK_KEY, CheckpointFormatError
 from di4c.download import MissingWeightsError, RemoteFile, fetch
 from di4c.networks.tauldr_unet import TauLDRDenoiser, TauLDRUNet, TauLDRUNetConfig
 from di4c.teachers import tauldr as tl
@@ -260,7 +260,9 @@ def test_student_round_trip_exact(ref, tmp_path):
             distributed=distributed,
         )
         raw_obj = torch.load(path, weights_only=True)
-        assert list(raw_obj) == ["model", "optimizer", "n_iter"]
+        # the authors' three entries, plus the network configuration (ours only)
+        assert list(raw_obj) == ["model", "optimizer", "n_iter", NETWORK_KEY]
+        assert raw_obj[NETWORK_KEY] == cfg.to_dict()
         prefix = "net.module." if distributed else "net."
         keys = [prefix + k for k in net.state_dict()] + list(tl.EMA_KEYS)
         assert list(raw_obj["model"]) == keys
@@ -272,6 +274,11 @@ def test_student_round_trip_exact(ref, tmp_path):
         for k, p, e in zip(names, net.parameters(), ema, strict=True):
             assert torch.equal(back_raw.state_dict()[k], p.detach()), k
             assert torch.equal(back_ema.state_dict()[k], e), k
+        alone = tl.load_student_file(path)  # no config given: the embedded one
+        assert alone.config == cfg and all(
+            torch.equal(v, back_ema.state_dict()[k])
+            for k, v in alone.state_dict().items()
+        )
         ckpt = tl.read_checkpoint(path)
         assert (ckpt.n_iter, ckpt.ema_num_updates, ckpt.distributed) == (
             11,

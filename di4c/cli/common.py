@@ -163,6 +163,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from di4c.download import ChecksumError, MissingWeightsError
     from di4c.metrics.genppl import MissingJudgeError
     from di4c.metrics.image_quality import InsufficientSamplesError
+    from di4c.metrics.scoring import SampleShapeError
     from di4c.models import ModelCardError
     from di4c.train import NonFiniteError
 
@@ -173,6 +174,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         MissingWeightsError,
         MissingJudgeError,
         InsufficientSamplesError,
+        SampleShapeError,
         ModelCardError,
         TextDataError,
         DataFileError,

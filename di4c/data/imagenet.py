@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 __all__ = [
     "CONFIG_KEY_IMAGENET_DIR",
     "IMAGE_SIZE",
+    "ImageNetLayoutError",
     "MinMaxImages",
     "SeededItems",
     "imagenet_folder",
@@ -47,6 +48,7 @@ __all__ = [
 CONFIG_KEY_IMAGENET_DIR = "imagenet.paper.data.root"
 IMAGE_SIZE = 256
 NUM_VAL = 50_000
+NUM_CLASSES = 1000
 
 
 def imagenet_transform(split: str, size: int = IMAGE_SIZE):
@@ -73,32 +75,70 @@ def imagenet_transform(split: str, size: int = IMAGE_SIZE):
     return registry[split]()
 
 
+class ImageNetLayoutError(ValueError, FileNotFoundError):
+    """The local ImageNet copy is missing, empty or not in ImageFolder layout."""
+
+
+def _layout(d: Path, split: str) -> str:
+    """What the folder should hold and which config key points at it."""
+    return (
+        f"ImageNet cannot be downloaded automatically: place the ILSVRC2012 {split} "
+        f"set there in ImageFolder layout ({d}/<wnid>/<image>.JPEG, {NUM_CLASSES} "
+        f"class folders) and set the config key {CONFIG_KEY_IMAGENET_DIR} to its "
+        "parent folder"
+    )
+
+
 def _split_dir(root: str | os.PathLike, split: str) -> Path:
+    """``<root>/<split>`` with 1000 class folders, or an error naming the layout."""
     d = Path(root) / split
     if not d.is_dir():
-        raise FileNotFoundError(
-            f"ImageNet {split} images not found at {d}. ImageNet cannot be downloaded "
-            f"automatically: place the ILSVRC2012 {split} set there in ImageFolder "
-            f"layout ({d}/<wnid>/<image>.JPEG, 1000 class folders) and set the config "
-            f"key {CONFIG_KEY_IMAGENET_DIR} to its parent folder"
+        raise ImageNetLayoutError(
+            f"ImageNet {split} images not found at {d}. {_layout(d, split)}"
+        )
+    classes = [e.name for e in os.scandir(d) if e.is_dir()]
+    if not classes:
+        raise ImageNetLayoutError(
+            f"{d}: no class folders (the ImageNet {split} folder is empty or flat). "
+            + _layout(d, split)
+        )
+    if len(classes) != NUM_CLASSES:
+        raise ImageNetLayoutError(
+            f"{d}: found {len(classes)} class folders; ImageNet has {NUM_CLASSES} "
+            f"(one folder per wnid). {_layout(d, split)}"
         )
     return d
+
+
+def _has_image(folder: str) -> bool:
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    for _, _, files in os.walk(folder, followlinks=True):
+        if any(f.lower().endswith(IMG_EXTENSIONS) for f in files):
+            return True
+    return False
 
 
 def imagenet_folder(root: str | os.PathLike, split: str, transform=None):
     """``ImageFolder`` over ``<root>/<split>`` (classes = sorted wnid folders)."""
     from torchvision.datasets import ImageFolder
 
-    ds = ImageFolder(
-        _split_dir(root, split),
-        transform=transform if transform is not None else imagenet_transform(split),
-    )
-    if len(ds.classes) != 1000:
-        raise ValueError(
-            f"{Path(root) / split}: found {len(ds.classes)} class folders; ImageNet "
-            "has 1000 (one folder per wnid)"
+    d = _split_dir(root, split)
+    try:
+        return ImageFolder(
+            d,
+            transform=transform if transform is not None else imagenet_transform(split),
         )
-    return ds
+    except FileNotFoundError as e:  # torchvision: a class folder without images
+        empty = sorted(
+            c.name for c in os.scandir(d) if c.is_dir() and not _has_image(c.path)
+        )
+        if not empty:
+            raise
+        raise ImageNetLayoutError(
+            f"{d}: {len(empty)} of {NUM_CLASSES} class folders hold no images (e.g. "
+            f"{empty[:3]}). {_layout(d, split)}"
+        ) from e
 
 
 def val_labels_in_loader_order(

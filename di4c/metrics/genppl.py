@@ -46,6 +46,12 @@ def load_judge(
             "DAG's train_judge rule) or point config key "
             f"{JUDGE_KEY} at a folder holding config.json and the weights"
         )
+    if local.is_dir() and not (local / "config.json").is_file():
+        raise MissingJudgeError(
+            f"judge LM folder {str(local)!r} has no config.json (an empty or partial "
+            "copy); train it again (mini: the DAG's train_judge rule) or point config "
+            f"key {JUDGE_KEY} at a folder holding config.json and the weights"
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(name_or_path),

@@ -22,6 +22,36 @@ from di4c.metrics.image_quality import extract_features, metrics_from_features
 
 BOOTSTRAP_SEED = 2020
 _METRIC_NAME = {"fid": "fid", "isc": "is", "kid": "kid"}
+# The entry of a features dict (and of the reference's features.pt) holding the
+# (C, H, W) of the images the features were made from.
+SAMPLE_SHAPE_KEY = "sample_shape"
+
+
+class SampleShapeError(ValueError):
+    """Generated images of another shape than the reference's were to be scored."""
+
+
+def shape_checked(chunks: Iterable[Tensor], want: tuple | None, seen: list) -> Iterable:
+    """Yield the image chunks (N, C, H, W), refusing any whose (C, H, W) differs from
+    ``want`` (None: from the first chunk); the shape met is appended to ``seen``.
+
+    A feature extractor takes images of any channel count or size (the digit
+    classifier averages RGB, Inception resizes), so without this check samples of
+    the wrong shape would be scored against the reference without a word.
+    """
+    for chunk in chunks:
+        shape = tuple(int(v) for v in chunk.shape[1:])
+        ref = want if want is not None else (seen[0] if seen else None)
+        if ref is not None and shape != tuple(ref):
+            c, h, w = (*ref, None, None, None)[:3]
+            raise SampleShapeError(
+                f"the images to score are {'x'.join(map(str, shape))} (C x H x W) but "
+                f"the reference features were made from {c}x{h}x{w} images; sample "
+                "with this setting's models, or rebuild the reference (rule reference)"
+            )
+        if not seen:
+            seen.append(shape)
+        yield chunk
 
 
 def bootstrap_sd(

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from di4c.denoiser import NetDenoiser, draw_lambda
+from di4c.denoiser import NetDenoiser, check_ids, check_lambda, draw_lambda
 
 try:  # optional fast path on GPU; never required
     from flash_attn import flash_attn_qkvpacked_func as _flash_qkvpacked
@@ -385,10 +385,10 @@ class DIT(nn.Module):
             raise ValueError(
                 f"indices must have shape (B, L); got {tuple(indices.shape)}"
             )
-        if indices.dtype.is_floating_point or indices.dtype.is_complex:
-            raise ValueError(
-                f"indices must be an integer tensor of token ids; got {indices.dtype}"
-            )
+        check_ids(
+            indices, "indices", self.config.vocab_size,
+            f"token ids; the mask id is {self.config.mask_index}",
+        )  # fmt: skip
         batch, length = indices.shape
         if sigma.shape != (batch,):
             raise ValueError(
@@ -404,6 +404,7 @@ class DIT(nn.Module):
                 raise ValueError(
                     f"lam must have shape ({batch},); got {tuple(lam.shape)}"
                 )
+            check_lambda(lam)
             token = self.lambda_token(lam.to(x.device))
             x = torch.cat([x, token[:, None, :].to(x.dtype)], dim=1)
         with _autocast(x.device, enabled=True) if self.autocast_bf16 else nullcontext():

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from di4c.denoiser import NetDenoiser
+from di4c.denoiser import NetDenoiser, check_ids, check_lambda
 from di4c.samplers.confidence import UNCOND
 
 __all__ = [
@@ -381,12 +381,11 @@ class MaskTransformer(nn.Module):
             raise ValueError(
                 f"labels must have shape (B,) = ({b},); got {tuple(labels.shape)}"
             )
-        for name, ids in (("img_tokens", img_tokens), ("labels", labels)):
-            if ids.dtype.is_floating_point or ids.dtype.is_complex:
-                raise ValueError(
-                    f"{name} must be an integer tensor of ids; got {ids.dtype} "
-                    "(a float would be truncated)"
-                )
+        check_ids(
+            img_tokens, "img_tokens", cfg.codebook_size + 1, "codes; the mask id is "
+            f"{cfg.mask_id}"
+        )  # fmt: skip
+        check_ids(labels, "labels", cfg.nclass + 1, f"{cfg.nclass} = no label")
         cls_tok = labels.reshape(b, 1).long() + cfg.class_offset
         if drop_label is not None:
             if drop_label.numel() != b:
@@ -401,6 +400,7 @@ class MaskTransformer(nn.Module):
         if lam is not None:
             if lam.shape[0] != b:
                 raise ValueError(f"lam must have B = {b} rows; got {tuple(lam.shape)}")
+            check_lambda(lam)
             x = torch.cat([x, self.lambda_token(lam)[:, None, :]], dim=1)
 
         x = self.last_layer(self.transformer(self.first_layer(x)))

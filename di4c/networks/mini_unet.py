@@ -19,7 +19,8 @@ image size, so everything the paper's student has, the mini student has too:
 
 :class:`MiniUNetConfig` holds the knobs the mini config exposes and
 :func:`build_mini_unet` returns the network; :func:`mini_net_config` gives
-the equivalent :class:`TauLDRUNetConfig` (stored in every checkpoint's meta.json).
+the equivalent :class:`TauLDRUNetConfig` (on every model card and embedded in the
+checkpoint itself, docs/checkpoints.md#the-network-configuration-inside-our-files).
 """
 
 from __future__ import annotations

@@ -25,13 +25,13 @@ seeded build consumes the random stream identically.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from di4c.denoiser import NetDenoiser
+from di4c.denoiser import NetDenoiser, check_lambda
 
 __all__ = [
     "TauLDRUNet",
@@ -126,6 +126,20 @@ class TauLDRUNetConfig:
     def as_teacher(self) -> TauLDRUNetConfig:
         """The same architecture without the lambda path."""
         return replace(self, lam_embed=False)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (tuples as lists): a model card's or a file's ``network``."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TauLDRUNetConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown TauLDRUNetConfig keys {unknown}")
+        return cls(**d)
 
     @property
     def input_channels(self) -> int:
@@ -470,6 +484,7 @@ class TauLDRUNet(nn.Module):
                 f"lam must have shape (B,) or (B, 1) with B = {b}; "
                 f"got {tuple(lam.shape)}"
             )
+        check_lambda(lam)
         return x, lam.reshape(b)
 
     # -- embeddings -----------------------------------------------------------

@@ -11,7 +11,6 @@ trains (docs/cpu-twins.md).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -206,14 +205,12 @@ class Cifar10(ImageScoring, Setting):
 
     # ------------------------------------------------------------------ models
     @staticmethod
-    def net_config(card: ModelCard) -> TauLDRUNetConfig:
+    def net_config(card: ModelCard) -> TauLDRUNetConfig | None:
+        """The card's network; None (a published file, or one copied without its
+        card): the file's embedded configuration, else the paper's."""
         if card.network is None:
-            return TauLDRUNetConfig.paper_teacher()
-        d = dict(card.network)
-        for k in ("image_shape", "ch_mult", "data_min_max"):
-            if d.get(k) is not None:
-                d[k] = tuple(d[k])
-        return TauLDRUNetConfig(**d)
+            return None
+        return TauLDRUNetConfig.from_dict(card.network)
 
     def load_net(self, card: ModelCard, device, weights: str = "ema"):
         from di4c.teachers.tauldr import load_student_file, load_teacher_file
@@ -259,10 +256,7 @@ class Cifar10(ImageScoring, Setting):
             ema_num_updates=ema.num_updates if ema else 0,
             n_iter=step,
         )
-        cfg = net.config.as_teacher()
-        network = {
-            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()
-        }
+        network = net.config.as_teacher().to_dict()
         return ModelCard(
             name=name,
             setting=self.name,
@@ -309,7 +303,7 @@ class Cifar10(ImageScoring, Setting):
             kind=kind,
             source=spec["source"],
             files={"weights": str(Path(path).resolve())},
-            network=None,
+            network=ckpt.network,  # None for the published files: the paper network
             extra={"n_iter": ckpt.n_iter},
         )
 
@@ -335,7 +329,8 @@ class Cifar10(ImageScoring, Setting):
 
     # ------------------------------------------------------------------ sampling
     def sample_shape(self, cfg, card, data_dir):
-        return list(self.net_config(card).image_shape)
+        net = self.net_config(card) or TauLDRUNetConfig.paper_teacher()
+        return list(net.image_shape)
 
     def sampler_options(self, cfg: dict, cell) -> dict:
         return {"t_min": cfg["sample"]["t_min"]}

@@ -210,10 +210,12 @@ def to_judge(images: torch.Tensor, levels: int | None = None) -> torch.Tensor:
 
 
 def load_tokenizer(card: ModelCard, device=None):
-    """The VQGAN-family tokenizer of a card (Lightning ``last.ckpt`` + ``model.yaml``)."""
+    """The VQGAN-family tokenizer of a card (Lightning ``last.ckpt`` + ``model.yaml``;
+    a ``last.ckpt`` of ours alone carries its configuration)."""
     from di4c.teachers.maskgit import vqgan_from_files
 
-    net = vqgan_from_files(card.path("weights"), card.path("config"), device=device)
+    yaml_path = card.path("config") if "config" in card.files else None
+    net = vqgan_from_files(card.path("weights"), yaml_path, device=device)
     return net.requires_grad_(False).eval()
 
 
@@ -312,6 +314,11 @@ class ImageNet(ImageScoring, Setting):
             cfg = PAPER_STUDENT_CONFIG if card.is_mixture else PAPER_TEACHER_CONFIG
         return cfg
 
+    def _given_config(self, card: ModelCard) -> MaskGITConfig | None:
+        """The card's network, or None: the loader reads the file's embedded
+        configuration (ours), else takes the paper's (published files)."""
+        return None if card.network is None else self.net_config(card)
+
     def load_net(self, card: ModelCard, device, weights=None):
         from di4c.teachers.maskgit import (
             student_from_checkpoint,
@@ -319,7 +326,7 @@ class ImageNet(ImageScoring, Setting):
         )
 
         load = student_from_checkpoint if card.is_mixture else teacher_from_checkpoint
-        return load(card.path(), self.net_config(card), device=device)
+        return load(card.path(), self._given_config(card), device=device)
 
     def denoiser(self, net, cfg: dict, precision: str = "fp32") -> MaskGITDenoiser:
         return MaskGITDenoiser(net)
@@ -329,7 +336,7 @@ class ImageNet(ImageScoring, Setting):
 
         net = init_student_from_teacher(
             init.path(),
-            self.net_config(init),
+            self._given_config(init),
             seed=rules.lambda_init_seed,
             device=device,
         )
@@ -408,8 +415,14 @@ class ImageNet(ImageScoring, Setting):
                     f"{name!r}, found a {kind} one; check config key "
                     f"imagenet.paper.models.{name}.local"
                 )
+        network = None if name == "vq" else read["weights"].network  # ours embed it
         return ModelCard(
-            name=name, setting=self.name, kind=kind, source=spec["source"], files=paths
+            name=name,
+            setting=self.name,
+            kind=kind,
+            source=spec["source"],
+            files=paths,
+            network=network,
         )
 
     def build_teacher(self, cfg: dict, data_dir: Path, seed: int):

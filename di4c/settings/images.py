@@ -13,7 +13,12 @@ from pathlib import Path
 import torch
 
 from di4c.metrics.image_quality import EXTRACTORS, check_sample_count
-from di4c.metrics.scoring import features_of_chunks, image_record
+from di4c.metrics.scoring import (
+    SAMPLE_SHAPE_KEY,
+    features_of_chunks,
+    image_record,
+    shape_checked,
+)
 
 
 def _chunks(images):
@@ -40,12 +45,21 @@ class ImageScoring:
             return str(models["classifier"].path())
         return cfg["metrics"].get("weights_path")
 
-    def features(self, cfg: dict, chunks, models: dict) -> dict[str, torch.Tensor]:
+    def features(
+        self, cfg: dict, chunks, models: dict, want: tuple | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Features of uint8 image chunks, with the images' (C, H, W) under
+        :data:`SAMPLE_SHAPE_KEY`; chunks of another shape than ``want`` are refused."""
+        seen: list = []
+        feats = self._features(cfg, shape_checked(_chunks(chunks), want, seen), models)
+        return feats | {SAMPLE_SHAPE_KEY: torch.tensor(seen[0])}
+
+    def _features(self, cfg: dict, chunks, models: dict) -> dict[str, torch.Tensor]:
         m = cfg["metrics"]
         weights = self._weights(cfg, models)
         try:
             return features_of_chunks(
-                _chunks(chunks),
+                chunks,
                 m["feature_extractor"],
                 self.metric_list(cfg),
                 weights_path=weights,
@@ -75,8 +89,14 @@ class ImageScoring:
         return real, rows
 
     def score_images(self, cfg: dict, chunks, models: dict, real: dict) -> dict:
+        """The cell's record; images of another shape than the reference's are
+        refused (a reference of an older version, without the shape, is not checked)."""
         m = cfg["metrics"]
-        fake = self.features(cfg, chunks, models)
+        real = dict(real)
+        want = real.pop(SAMPLE_SHAPE_KEY, None)
+        want = None if want is None else tuple(want.tolist())
+        fake = self.features(cfg, chunks, models, want)
+        fake.pop(SAMPLE_SHAPE_KEY)
         n_fake = len(next(iter(fake.values())))
         n_real = len(next(iter(real.values())))
         check_sample_count(n_fake, n_real, m["protocol"])

@@ -39,9 +39,13 @@ from torch import Tensor, nn
 
 from di4c.artifacts import atomic_path, save_torch
 from di4c.checkpoints import (
+    NETWORK_KEY,
     CheckpointFormatError,
     MissingCheckpointError,
+    embedded_network,
     load_container,
+    unconfigured_hint,
+    with_network,
 )
 from di4c.download import RemoteFile, fetch
 from di4c.networks.maskgit import (
@@ -196,13 +200,32 @@ def _build_and_load(
     sd: Mapping[str, Tensor],
     source: str,
     allow_missing_prefix: str | None = None,
+    assumed: str | None = None,
 ) -> nn.Module:
     """Build ``factory()`` and load ``sd`` non-strictly, tolerating only the
     expected missing keys (``allow_missing_prefix``) and nothing unexpected.
 
     Keys and shapes are checked on a meta-device copy first, so a wrong file
-    fails before the real network is allocated.
+    fails before the real network is allocated. ``assumed`` names the (paper)
+    network built for lack of any configuration; a file that does not fit it
+    gets an error saying that no configuration was given or embedded.
     """
+    try:
+        return _build_and_load_checked(factory, sd, source, allow_missing_prefix)
+    except CheckpointFormatError as e:
+        if assumed is None:
+            raise
+        raise CheckpointFormatError(
+            f"{unconfigured_hint(source, assumed)} ({e})"
+        ) from e
+
+
+def _build_and_load_checked(
+    factory: Callable[[], nn.Module],
+    sd: Mapping[str, Tensor],
+    source: str,
+    allow_missing_prefix: str | None,
+) -> nn.Module:
     with torch.device("meta"):
         probe = factory()
     own = probe.state_dict()
@@ -245,6 +268,7 @@ class TransformerCheckpoint:
     global_epoch: int | None
     optimizer_state_dict: Any
     path: Path | None = None
+    network: dict | None = None  # embedded by this project's saves; None if published
 
     @property
     def is_student(self) -> bool:
@@ -284,7 +308,25 @@ def read_transformer_checkpoint(path: str | os.PathLike) -> TransformerCheckpoin
         global_epoch=obj.get("global_epoch"),
         optimizer_state_dict=obj.get("optimizer_state_dict"),
         path=path,
+        network=embedded_network(obj, path),
     )
+
+
+def _config(
+    ckpt: TransformerCheckpoint, given: MaskGITConfig | None, paper: MaskGITConfig
+) -> tuple[MaskGITConfig, str | None]:
+    """(config to build, name of the paper network if it was assumed): ``given``,
+    else the file's embedded configuration, else the paper's."""
+    if given is not None:
+        return given, None
+    if ckpt.network is not None:
+        try:
+            return MaskGITConfig.from_dict(ckpt.network), None
+        except (TypeError, ValueError) as e:
+            raise CheckpointFormatError(
+                f"{ckpt.path}: its embedded network configuration is invalid ({e})"
+            ) from e
+    return paper, "the paper's MaskGIT transformer"
 
 
 def _as_checkpoint(
@@ -313,13 +355,16 @@ def teacher_from_checkpoint(
     network would silently drop its lambda path.
     """
     ckpt = _as_checkpoint(src)
-    cfg = (config or PAPER_TEACHER_CONFIG).as_teacher()
+    cfg, assumed = _config(ckpt, config, PAPER_TEACHER_CONFIG)
+    cfg = cfg.as_teacher()
     if ckpt.is_student:
         raise CheckpointFormatError(
             f"{ckpt.path}: holds a Di4C student (latent_projection.*); load it with "
             "student_from_checkpoint, not as a teacher"
         )
-    net = _build_and_load(lambda: MaskTransformer(cfg), ckpt.state_dict, str(ckpt.path))
+    net = _build_and_load(
+        lambda: MaskTransformer(cfg), ckpt.state_dict, str(ckpt.path), None, assumed
+    )
     return _to(net, device)
 
 
@@ -331,13 +376,16 @@ def student_from_checkpoint(
 ) -> MaskTransformer:
     """Di4C student (eval mode) from a student ``.pth`` (all keys required)."""
     ckpt = _as_checkpoint(src)
-    cfg = (config or PAPER_STUDENT_CONFIG).as_student()
+    cfg, assumed = _config(ckpt, config, PAPER_STUDENT_CONFIG)
+    cfg = cfg.as_student()
     if not ckpt.is_student:
         raise CheckpointFormatError(
             f"{ckpt.path}: has no latent_projection.* entries, so it is a teacher "
             "file; use init_student_from_teacher to start a student from it"
         )
-    net = _build_and_load(lambda: MaskTransformer(cfg), ckpt.state_dict, str(ckpt.path))
+    net = _build_and_load(
+        lambda: MaskTransformer(cfg), ckpt.state_dict, str(ckpt.path), None, assumed
+    )
     return _to(net, device)
 
 
@@ -357,7 +405,8 @@ def init_student_from_teacher(
     from the teacher). Returned in eval mode; call ``.train()`` to train.
     """
     ckpt = _as_checkpoint(src)
-    cfg = (config or PAPER_STUDENT_CONFIG).as_student()
+    cfg, assumed = _config(ckpt, config, PAPER_STUDENT_CONFIG)
+    cfg = cfg.as_student()
     if ckpt.is_student:
         raise CheckpointFormatError(
             f"{ckpt.path}: already a Di4C student; use student_from_checkpoint"
@@ -371,7 +420,7 @@ def init_student_from_teacher(
             return MaskTransformer(cfg)
 
     net = _build_and_load(
-        factory, ckpt.state_dict, str(ckpt.path), _STUDENT_ONLY_PREFIX
+        factory, ckpt.state_dict, str(ckpt.path), _STUDENT_ONLY_PREFIX, assumed
     )
     return _to(net, device)
 
@@ -388,22 +437,21 @@ def save_transformer_checkpoint(
 
     Without ``optimizer_state_dict`` a fresh AdamW state over ``model``'s
     parameters (the authors' hyper-parameters) is stored, so the file has the
-    same four entries as theirs.
+    same four entries as theirs, plus the network configuration
+    (:data:`di4c.checkpoints.NETWORK_KEY`, which their loader never reads).
     """
     if optimizer_state_dict is None:
         optimizer_state_dict = torch.optim.AdamW(
             model.parameters(), **_ADAMW_KW
         ).state_dict()
     sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return save_torch(
-        path,
-        {
-            "iter": int(iter),
-            "global_epoch": int(global_epoch),
-            "model_state_dict": sd,
-            "optimizer_state_dict": optimizer_state_dict,
-        },
-    )
+    container = {
+        "iter": int(iter),
+        "global_epoch": int(global_epoch),
+        "model_state_dict": sd,
+        "optimizer_state_dict": optimizer_state_dict,
+    }
+    return save_torch(path, with_network(container, model.config.to_dict()))
 
 
 # ---------------------------------------------------------------- VQGAN files
@@ -447,6 +495,11 @@ def read_vqgan_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
     The Lightning bookkeeping (callbacks, hyper-parameters) is read as inert
     placeholders by :func:`di4c.checkpoints.load_container` and ignored.
     """
+    return _read_vqgan(path)[0]
+
+
+def _read_vqgan(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict | None]:
+    """(weights, embedded ``model.params`` or None) of a VQGAN ``last.ckpt``."""
     path = Path(path)
     obj = load_container(path, "VQGAN Lightning checkpoint", allow_objects=True)
     if not isinstance(obj, Mapping) or "state_dict" not in obj:
@@ -463,7 +516,7 @@ def read_vqgan_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
         raise CheckpointFormatError(
             f"{path}: 'state_dict' is not a VQModel state_dict (missing {absent})"
         )
-    return sd
+    return sd, embedded_network(obj, path)
 
 
 def vqgan_from_files(
@@ -473,16 +526,28 @@ def vqgan_from_files(
     config: VQGANConfig | None = None,
     device: torch.device | str | None = None,
 ) -> VQModel:
-    """VQGAN (eval mode) from ``model.yaml`` (or ``config``) and ``last.ckpt``."""
-    if config is None:
-        if yaml_path is None:
-            raise ValueError("vqgan_from_files needs yaml_path or config")
+    """VQGAN (eval mode) from ``model.yaml`` (or ``config``) and ``last.ckpt``.
+
+    Without either, the configuration the checkpoint embeds (files this project
+    wrote) is used; a published ``last.ckpt`` needs its ``model.yaml``.
+    """
+    sd, embedded = _read_vqgan(ckpt_path)
+    where, params = yaml_path, None
+    if config is None and yaml_path is not None:
         params = read_vqgan_yaml(yaml_path)
+    elif config is None:
+        if embedded is None:
+            raise CheckpointFormatError(
+                f"{ckpt_path}: no VQGAN configuration: no model.yaml was given and "
+                f"the file embeds none ('{NETWORK_KEY}'); keep the model.yaml that "
+                "came with it beside it (or pass config)"
+            )
+        where, params = ckpt_path, embedded
+    if params is not None:
         try:
             config = VQGANConfig.from_params(params)
         except (ValueError, NotImplementedError) as e:
-            raise CheckpointFormatError(f"{yaml_path}: {e}") from e
-    sd = read_vqgan_checkpoint(ckpt_path)
+            raise CheckpointFormatError(f"{where}: {e}") from e
     net = _build_and_load(lambda: VQModel(config), sd, str(ckpt_path))
     return _to(net, device)
 
@@ -499,21 +564,21 @@ def save_vqgan_checkpoint(
 
     ``extra_state`` adds entries to ``state_dict`` (e.g. ``loss.*`` tensors of a
     taming training run, which loaders ignore).
+    The ``model.params`` of its ``model.yaml`` are embedded too
+    (:data:`di4c.checkpoints.NETWORK_KEY`), so the file alone rebuilds the network.
     """
     sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     sd.update(extra_state or {})
-    return save_torch(
-        path,
-        {
-            "epoch": int(epoch),
-            "global_step": int(global_step),
-            "pytorch-lightning_version": "1.0.8",
-            "callbacks": {},
-            "optimizer_states": [],
-            "lr_schedulers": [],
-            "state_dict": sd,
-        },
-    )
+    container = {
+        "epoch": int(epoch),
+        "global_step": int(global_step),
+        "pytorch-lightning_version": "1.0.8",
+        "callbacks": {},
+        "optimizer_states": [],
+        "lr_schedulers": [],
+        "state_dict": sd,
+    }
+    return save_torch(path, with_network(container, model.config.to_params()))
 
 
 # ---------------------------------------------------------------- fetch + build

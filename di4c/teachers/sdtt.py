@@ -46,9 +46,12 @@ from torch import Tensor
 
 from di4c.artifacts import atomic_path, save_torch
 from di4c.checkpoints import (
+    NETWORK_KEY,
     CheckpointFormatError,
     MissingCheckpointError,
+    embedded_network,
     load_container,
+    with_network,
 )
 from di4c.download import RemoteFile, fetch
 from di4c.networks.dit import DIT, DiTConfig
@@ -146,6 +149,9 @@ class DiTCheckpoint:
         ema: ``{decay, num_updates, shadow_params}`` or None.
         config: the training config dict (``config.json``) if one was found.
         extra_keys: file keys that are not under ``backbone.`` (ignored).
+        network: the :class:`DiTConfig` fields the file embeds (files this
+            project wrote: a Lightning entry or a safetensors metadata key); None
+            for the published files.
     """
 
     path: Path
@@ -154,6 +160,7 @@ class DiTCheckpoint:
     ema: dict | None = None
     config: dict | None = None
     extra_keys: list[str] = field(default_factory=list)
+    network: dict | None = None
 
 
 def strip_key(key: str) -> str:
@@ -174,17 +181,28 @@ def _sniff(path: Path) -> str:
     )
 
 
-def _read_safetensors(path: Path) -> dict[str, Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict | None]:
+    """(tensors, the embedded network configuration or None) of a safetensors file."""
+    from safetensors import SafetensorError, safe_open
 
     try:
-        return load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointFormatError(
             f"{path}: cannot read the safetensors file; it is truncated or corrupt "
             f"({e})"
         ) from e
+    if NETWORK_KEY not in meta:
+        return tensors, None
+    try:
+        network = json.loads(meta[NETWORK_KEY])
+    except json.JSONDecodeError as e:
+        raise CheckpointFormatError(
+            f"{path}: its '{NETWORK_KEY}' metadata is not JSON ({e})"
+        ) from e
+    return tensors, embedded_network({NETWORK_KEY: network}, path)
 
 
 def _split_backbone(path: Path, flat: Mapping[str, Any]) -> tuple[dict, list[str]]:
@@ -223,7 +241,8 @@ def read_checkpoint(
     kind = _sniff(path)
     ema = None
     if kind == "safetensors":
-        sd, extra = _split_backbone(path, _read_safetensors(path))
+        flat, network = _read_safetensors(path)
+        sd, extra = _split_backbone(path, flat)
         fmt = "safetensors"
         sibling = path.parent / "config.json"  # the HF repository layout
         if (
@@ -241,6 +260,7 @@ def read_checkpoint(
                 f"'state_dict' entry (top-level: {top or type(obj).__name__})"
             )
         sd, extra = _split_backbone(path, obj["state_dict"])
+        network = embedded_network(obj, path)
         fmt = "lightning"
         ema = obj.get("ema")
         if ema is not None and not (
@@ -257,7 +277,9 @@ def read_checkpoint(
             raise CheckpointFormatError(
                 f"{config_path}: unreadable config.json ({e})"
             ) from e
-    return DiTCheckpoint(path, fmt, sd, dict(ema) if ema else None, config, extra)
+    return DiTCheckpoint(
+        path, fmt, sd, dict(ema) if ema else None, config, extra, network
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -266,7 +288,8 @@ def read_checkpoint(
 
 
 def infer_config(ckpt: DiTCheckpoint, *, is_di4c: bool | None = None) -> DiTConfig:
-    """DiTConfig for a checkpoint: tensor shapes, refined by ``config.json``.
+    """DiTConfig for a checkpoint: the configuration it embeds (ours), else the
+    tensor shapes refined by ``config.json``.
 
     ``config.model.{hidden_size, cond_dim, n_blocks, n_heads, dropout, length}``
     and ``time_conditioning`` are read when a config is present. Without one the
@@ -275,6 +298,16 @@ def infer_config(ckpt: DiTCheckpoint, *, is_di4c: bool | None = None) -> DiTConf
     ``latent_projection.*``.
     """
     sd = ckpt.state_dict
+    if ckpt.network is not None:
+        found = "latent_projection.0.weight" in sd
+        try:
+            return DiTConfig(
+                **{**ckpt.network, "is_di4c": found if is_di4c is None else is_di4c}
+            )
+        except (TypeError, ValueError) as e:
+            raise CheckpointFormatError(
+                f"{ckpt.path}: its embedded network configuration is invalid ({e})"
+            ) from e
     need = ("vocab_embed.embedding", "sigma_map.mlp.0.weight", "blocks.0.mlp.0.weight")
     missing = [k for k in need if k not in sd]
     if missing:
@@ -528,12 +561,15 @@ def _prefixed(net: DIT, compiled: bool) -> dict[str, Tensor]:
 def save_safetensors(
     net: DIT, path: str | os.PathLike, *, write_config: bool = True
 ) -> Path:
-    """Write ``net`` in the HF layout: ``backbone.*`` tensors, sibling config.json."""
+    """Write ``net`` in the HF layout: ``backbone.*`` tensors, sibling config.json;
+    the file's metadata also holds the network configuration
+    (:data:`di4c.checkpoints.NETWORK_KEY`), so it builds the network alone."""
     from safetensors.torch import save_file
 
     path = Path(path)
+    meta = {NETWORK_KEY: json.dumps(net.config.to_dict())}
     with atomic_path(path) as tmp:
-        save_file(_prefixed(net, compiled=False), str(tmp))
+        save_file(_prefixed(net, compiled=False), str(tmp), metadata=meta)
     if write_config:
         with atomic_path(path.parent / "config.json") as tmp:
             tmp.write_text(json.dumps(config_json(net.config), indent=2) + "\n")
@@ -567,7 +603,8 @@ def save_lightning_ckpt(
     """Write ``net`` as a Lightning-2.x-style checkpoint (``torch.save``).
 
     ``state_dict`` keys are ``backbone.<key>`` (``backbone._orig_mod.<key>`` with
-    ``compiled``); ``ema`` is stored under the top-level ``ema`` entry.
+    ``compiled``); ``ema`` is stored under the top-level ``ema`` entry, the
+    network configuration under :data:`di4c.checkpoints.NETWORK_KEY`.
     """
     obj: dict[str, Any] = {
         "epoch": epoch,
@@ -581,6 +618,7 @@ def save_lightning_ckpt(
     }
     if ema is not None:
         obj["ema"] = dict(ema)
+    obj = with_network(obj, net.config.to_dict())
     return save_torch(path, obj)
 
 

@@ -29,6 +29,7 @@ weights, its lambda modules keep their fresh init and every ``dense1`` is zero.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 import zlib
@@ -41,7 +42,13 @@ import torch
 from torch import Tensor
 
 from di4c.artifacts import atomic_path, save_torch, sha256_file
-from di4c.checkpoints import CheckpointFormatError, load_container
+from di4c.checkpoints import (
+    CheckpointFormatError,
+    embedded_network,
+    load_container,
+    unconfigured_hint,
+    with_network,
+)
 from di4c.download import (
     ChecksumError,
     MissingWeightsError,
@@ -125,6 +132,8 @@ class TauLDRCheckpoint:
             None when the file has no shadow list.
         ema_decay, ema_num_updates, n_iter: bookkeeping values (None if absent).
         distributed: the keys carried the ``net.module.`` prefix.
+        network: the network configuration the file embeds (files this project
+            wrote; None for the published ones).
     """
 
     path: Path
@@ -134,10 +143,22 @@ class TauLDRCheckpoint:
     ema_num_updates: int | None
     n_iter: int | None
     distributed: bool
+    network: dict | None = None
 
     @property
     def is_student(self) -> bool:
         return bool(student_only_keys(list(self.raw)))
+
+    def config(self, given: TauLDRUNetConfig | None) -> TauLDRUNetConfig | None:
+        """``given``, else the configuration the file embeds, else None (paper)."""
+        if given is not None or self.network is None:
+            return given
+        try:
+            return TauLDRUNetConfig.from_dict(self.network)
+        except (TypeError, ValueError) as e:
+            raise CheckpointFormatError(
+                f"{self.path}: its embedded network configuration is invalid ({e})"
+            ) from e
 
     def weights(self, which: Weights) -> dict[str, Tensor]:
         if which == "raw":
@@ -202,6 +223,7 @@ def read_checkpoint(path: str | os.PathLike) -> TauLDRCheckpoint:
         ema_num_updates=model.get("ema_num_updates"),
         n_iter=obj.get("n_iter"),
         distributed=distributed,
+        network=embedded_network(obj, path),
     )
 
 
@@ -279,6 +301,20 @@ def load_into(
     return missing
 
 
+@contextlib.contextmanager
+def _paper_assumed(ckpt: TauLDRCheckpoint, assumed: bool):
+    """A load into the paper network, assumed for lack of any configuration, that
+    does not fit says so (instead of a bare shape mismatch)."""
+    try:
+        yield
+    except CheckpointFormatError as e:
+        if not assumed:
+            raise
+        raise CheckpointFormatError(
+            unconfigured_hint(ckpt.path, "the paper's CIFAR-10 UNet") + f" ({e})"
+        ) from e
+
+
 def _frozen(net: TauLDRUNet, device: torch.device | str) -> TauLDRUNet:
     return net.to(device).eval().requires_grad_(False)
 
@@ -295,11 +331,13 @@ def load_teacher_file(
     ``config`` defaults to the paper teacher; its ``lam_embed`` is ignored.
     """
     ckpt = read_checkpoint(path)
+    config = ckpt.config(config)
     cfg = (config or TauLDRUNetConfig.paper_teacher()).as_teacher()
     with torch.device("meta"):
         net = TauLDRUNet(cfg)
     net = net.to_empty(device="cpu")
-    load_into(net, ckpt, weights=weights)
+    with _paper_assumed(ckpt, config is None):
+        load_into(net, ckpt, weights=weights)
     return _frozen(net, device)
 
 
@@ -318,11 +356,13 @@ def load_student_file(
             "teacher (product) checkpoint, not a Di4C student; use load_teacher_file, "
             "or init_student to start a student from it"
         )
+    config = ckpt.config(config)
     cfg = (config or TauLDRUNetConfig.paper_student()).as_student()
     with torch.device("meta"):
         net = TauLDRUNet(cfg)
     net = net.to_empty(device="cpu")
-    load_into(net, ckpt, weights=weights)
+    with _paper_assumed(ckpt, config is None):
+        load_into(net, ckpt, weights=weights)
     return _frozen(net, device)
 
 
@@ -346,12 +386,14 @@ def init_student(
             f"{ckpt.path}: already a Di4C student checkpoint; use load_student_file "
             "(or load_into with the student's weights) to continue from it"
         )
+    config = ckpt.config(config)
     cfg = (config or TauLDRUNetConfig.paper_student()).as_student()
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
         net = TauLDRUNet(cfg)
-    load_into(net, ckpt, weights=weights, allow_missing_student_keys=True)
+    with _paper_assumed(ckpt, config is None):
+        load_into(net, ckpt, weights=weights, allow_missing_student_keys=True)
     return net.train()
 
 
@@ -526,7 +568,8 @@ def save_checkpoint(
     n_iter: int = 0,
     distributed: bool = False,
 ) -> Path:
-    """Write ``net`` in the authors' container (readable by their loaders).
+    """Write ``net`` in the authors' container (readable by their loaders), with
+    its network configuration embedded (:data:`di4c.checkpoints.NETWORK_KEY`).
 
     ``net`` supplies the raw ``net.*`` tensors. ``ema_params`` (a list in
     ``parameters()`` order or a key -> tensor map) becomes ``ema_shadow_params``;
@@ -561,4 +604,5 @@ def save_checkpoint(
         "optimizer": dict(optimizer_state),
         "n_iter": int(n_iter),
     }
+    container = with_network(container, net.config.to_dict())
     return save_torch(path, container)
