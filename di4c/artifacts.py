@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -62,12 +63,25 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """``torch.save`` atomically."""
+    """``torch.save`` atomically, byte for byte what ``torch.save(obj, path)`` writes.
+
+    torch names the zip archive inside after the file it writes, so the temporary
+    file has the final name, in a temporary folder beside ``path``: identical
+    reruns write identical bytes (and identical checksums).
+    """
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return Path(path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(
+        tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    )
+    try:
+        torch.save(obj, tmp_dir / path.name)
+        os.replace(tmp_dir / path.name, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
 
 
 def _jsonable(x: Any) -> Any:
