@@ -15,6 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
+import torch
+
 from di4c.artifacts import atomic_path, provenance
 from di4c.cli.common import run_step, step_config, step_parser
 from di4c.cli.teacher import loop_config
@@ -30,6 +32,7 @@ def main(args) -> None:
     spec = cfg["models"]["judge"]
     n, tc = spec["network"], loop_config(spec["train"])
     t0 = time.time()
+    torch.manual_seed(tc.seed)  # dropout draws from the global generator
     data = OpenWebText.read_data(Path(args.data_dir))
     x = data["judge"]
     model = build_judge(

@@ -83,6 +83,7 @@ def main(args) -> None:
         }
     )
     t0 = time.time()
+    torch.manual_seed(t["seed"])  # anything drawing from the global generator
     splits = load_splits(Path(args.data_dir) / "data.pt")
     S = splits.levels
     want = (net_cfg.in_channels, net_cfg.resolution, net_cfg.resolution)
