@@ -14,6 +14,10 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +238,61 @@ def test_theory_steps_are_reproducible(tmp_path):
     rows = [json.loads((r / "tv.json").read_text())["rows"] for r in (a, b)]
     assert any(r["model"] == "di4c_student" for r in rows[0])
     assert json.dumps(rows[0]) == json.dumps(rows[1])  # the exact TVs (NaN-safe)
+
+
+def test_sampling_killed_mid_run_resumes_bit_identical(tmp_path, capsys):
+    """SIGKILL after >= 1 shard; the rerun keeps the shards, computes the rest, and its
+    sample file is byte-identical to an uninterrupted run's."""
+    from di4c.cli import sample, teacher
+    from di4c.shards import work_dir
+
+    data = _data(tmp_path, "cifar10")
+    sets = _sets("models.teacher.train.iters=1", "sample.num_samples=12")
+    sets += _sets("sample.batch_size=2")  # 6 shards
+    teacher.cli(
+        ["--setting", "cifar10", *RUN, *sets, "--data-dir", str(data)]
+        + [
+            "--out-dir",
+            str(tmp_path / "teacher"),
+        ]
+    )
+    argv = ["--setting", "cifar10", *RUN, *sets, "--cell", "teacher_n20"]
+    argv += [f"--card=teacher={tmp_path / 'teacher' / 'model.json'}"]
+    argv += ["--data-dir", str(data)]
+    ref, killed = tmp_path / "ref" / SAMPLES, tmp_path / "killed" / SAMPLES
+    shards = work_dir(killed)
+    k = subprocess.Popen(
+        [sys.executable, "-m", "di4c.cli.sample", *argv, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while k.poll() is None and time.time() < deadline:
+        if shards.is_dir() and any(shards.glob("0*.pt")):
+            break
+        time.sleep(0.02)
+    k.send_signal(signal.SIGKILL)
+    k.wait()
+    assert k.returncode == -signal.SIGKILL
+    done = sorted(p.name for p in shards.glob("0*.pt"))
+    assert 1 <= len(done) < 6 and not killed.exists(), done  # killed mid-sampling
+    capsys.readouterr()
+    sample.cli([*argv, "--out", str(killed)])
+    assert f"resuming; {len(done)}/6 shards done" in capsys.readouterr().out
+    assert not shards.exists()  # assembled, then the shards are removed
+    sample.cli([*argv, "--out", str(ref)])
+    assert ref.read_bytes() == killed.read_bytes()
+    meta = json.loads(killed.with_name("samples.meta.json").read_text())
+    assert meta["resumed_shards"] == len(done)
+
+
+def test_shards_of_another_run_are_discarded(tmp_path):
+    from di4c.shards import ShardStore, shard_ranges
+
+    assert shard_ranges(5, 2) == [(0, 2), (2, 2), (4, 1)]
+    out = tmp_path / "samples.pt"
+    first = ShardStore(out, {"seed": 0})
+    first.save(0, 2, {"x": torch.arange(2)})
+    assert torch.equal(ShardStore(out, {"seed": 0}).load(0, 2)["x"], torch.arange(2))
+    assert ShardStore(out, {"seed": 1}).load(0, 2) is None  # another config
+    assert ShardStore(out, {"seed": 0}).load(0, 2) is None  # and it is gone
