@@ -48,6 +48,38 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+class ArtifactError(ValueError):
+    """A file one step writes for another is missing or not what that step writes;
+    the message names the file and the rule that makes it."""
+
+
+def read_json_artifact(path: str | os.PathLike, what: str, rule: str) -> Any:
+    """The JSON a rule wrote, or an :class:`ArtifactError` naming the rule to rerun."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no {what}; run the {rule} rule first")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ArtifactError(
+            f"{path}: not a readable {what} ({e}); delete it and rerun the {rule} rule"
+        ) from e
+
+
+def read_torch_artifact(path: str | os.PathLike, what: str, rule: str) -> Any:
+    """A ``torch.save``\\ d file a rule wrote, read safely (weights-only data), or an
+    :class:`ArtifactError` naming the rule to rerun."""
+    from di4c.checkpoints import CheckpointError, load_container
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no {what}; run the {rule} rule first")
+    try:
+        return load_container(path, what)
+    except CheckpointError as e:
+        raise ArtifactError(f"{e}; delete it and rerun the {rule} rule") from e
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -32,6 +32,7 @@ import torch
 from di4c.artifacts import meta_path_for, provenance, save_torch, write_json
 from di4c.cli.common import (
     add_card_args,
+    model_spec,
     read_cards,
     run_step,
     step_config,
@@ -64,7 +65,9 @@ def cell_models(cfg: dict, cell: Cell) -> tuple[str, str | None]:
     """(model sampled first, model taking the last L steps or None) of a cell."""
     if cell.model == "hybrid":
         student = cfg["sweep"]["hybrid"]["student"]
+        model_spec(cfg, student)
         return student, root_teacher(cfg, student)
+    model_spec(cfg, cell.model)
     return cell.model, None
 
 

@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from di4c.config import ConfigError
+
 __all__ = [
     "CONFIG_KEY_IMAGENET_DIR",
     "IMAGE_SIZE",
@@ -94,9 +96,10 @@ def imagenet_folder(root: str | os.PathLike, split: str, transform=None):
         transform=transform if transform is not None else imagenet_transform(split),
     )
     if len(ds.classes) != 1000:
-        raise ValueError(
+        raise ConfigError(
             f"{Path(root) / split}: found {len(ds.classes)} class folders; ImageNet "
-            "has 1000 (one folder per wnid)"
+            f"has 1000 (one folder per wnid); point {CONFIG_KEY_IMAGENET_DIR} at a "
+            "complete ILSVRC2012 copy"
         )
     return ds
 
@@ -108,8 +111,9 @@ def val_labels_in_loader_order(
     ds = imagenet_folder(root, "val")
     labels = torch.as_tensor(ds.targets, dtype=torch.long)
     if num > labels.numel():
-        raise ValueError(
-            f"asked for {num} labels; the val set at {root} has {labels.numel()}"
+        raise ConfigError(
+            f"asked for {num} labels; the val set at {root} has {labels.numel()} "
+            "(lower sample.num_samples)"
         )
     perm = torch.randperm(labels.numel(), generator=torch.Generator().manual_seed(seed))
     return labels[perm[:num]]

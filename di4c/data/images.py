@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from di4c.artifacts import save_torch
+from di4c.artifacts import ArtifactError, read_torch_artifact, save_torch
+from di4c.config import ConfigError
 
 __all__ = [
     "SOURCES",
@@ -184,7 +185,7 @@ def stratified_split(labels: Tensor, heldout: int, seed: int) -> tuple[Tensor, T
     """
     classes = torch.unique(labels)
     if heldout > labels.numel():
-        raise ValueError(f"heldout={heldout} exceeds the {labels.numel()} images")
+        raise ConfigError(f"data.heldout={heldout} exceeds the {labels.numel()} images")
     gen = torch.Generator().manual_seed(seed)
     base, extra = divmod(heldout, len(classes))
     held = []
@@ -192,8 +193,9 @@ def stratified_split(labels: Tensor, heldout: int, seed: int) -> tuple[Tensor, T
         idx = (labels == c).nonzero().squeeze(1)
         k = base + (1 if i < extra else 0)
         if k > idx.numel():
-            raise ValueError(
-                f"heldout={heldout} needs {k} images of class {c}; only {idx.numel()}"
+            raise ConfigError(
+                f"data.heldout={heldout} needs {k} images of class {c}; only "
+                f"{idx.numel()}"
             )
         held.append(idx[torch.randperm(idx.numel(), generator=gen)[:k]])
     held_idx = torch.sort(torch.cat(held)).values
@@ -233,11 +235,12 @@ def load_splits(path: str | os.PathLike) -> ImageSplits:
             f"{path}: no image-data file; build it with `python -m di4c.cli.data` "
             "(rule prepare_data)"
         )
-    d = torch.load(path, map_location="cpu", weights_only=True)
+    d = read_torch_artifact(path, "image-data file", "prepare_data")
     missing = {"train_x", "train_y", "heldout_x", "heldout_y", "config"} - set(d)
     if missing:
-        raise ValueError(
-            f"{path}: not an image-splits file (missing {sorted(missing)})"
+        raise ArtifactError(
+            f"{path}: not an image-splits file (missing {sorted(missing)}); delete "
+            "it and rerun the prepare_data rule"
         )
     return ImageSplits(
         d["train_x"].long(),
