@@ -109,6 +109,38 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+class ArtifactError(ValueError):
+    """A file one step writes for another is missing or not what that step writes;
+    the message names the file and the rule that makes it."""
+
+
+def read_json_artifact(path: str | os.PathLike, what: str, rule: str) -> Any:
+    """The JSON a rule wrote, or an :class:`ArtifactError` naming the rule to rerun."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no {what}; run the {rule} rule first")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ArtifactError(
+            f"{path}: not a readable {what} ({e}); delete it and rerun the {rule} rule"
+        ) from e
+
+
+def read_torch_artifact(path: str | os.PathLike, what: str, rule: str) -> Any:
+    """A ``torch.save``\\ d file a rule wrote, read safely (weights-only data), or an
+    :class:`ArtifactError` naming the rule to rerun."""
+    from di4c.checkpoints import CheckpointError, load_container
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no {what}; run the {rule} rule first")
+    try:
+        return load_container(path, what)
+    except CheckpointError as e:
+        raise ArtifactError(f"{e}; delete it and rerun the {rule} rule") from e
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -124,15 +156,31 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """``torch.save`` atomically (its stream writer's errors are a :class:`WriteError`)."""
+    """``torch.save`` atomically, byte for byte what ``torch.save(obj, path)`` writes.
+
+    torch names the zip archive inside after the file it writes, so the temporary
+    file has the final name, in a temporary folder beside ``path``: identical
+    reruns write identical bytes (and identical checksums). A refused write (full
+    disk, quota, permissions; torch's stream writer says ``iostream error``) is a
+    :class:`WriteError`; nothing half-written is left at ``path``.
+    """
     import torch
 
-    with atomic_path(path) as tmp:
-        try:
-            torch.save(obj, tmp)
-        except RuntimeError as e:  # e.g. "basic_ios::clear: iostream error" (disk full)
-            raise write_error(path, e) from e
-    return Path(path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(
+        tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    )
+    try:
+        torch.save(obj, tmp_dir / path.name)
+        os.replace(tmp_dir / path.name, path)
+    except (RuntimeError, OSError) as e:
+        if isinstance(e, OSError) and e.errno not in _STORAGE_ERRNOS:
+            raise
+        raise write_error(path, e) from e
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
 
 
 def _jsonable(x: Any) -> Any:

@@ -1225,6 +1225,73 @@ HANDLED += [
 ]
 
 
+# issue 13 items 2, 14, 15: expected errors of every step are one line (exit 1, no
+# traceback), also for the steps that used to escape it
+
+
+def _theory_student_bad_flags(tmp):
+    _step_error(
+        "di4c.cli.theory_student", "--experiment", "two_bit",
+        "--out-dir", str(tmp / "s"), "--K", "0", "--lr", "-1",
+    )  # fmt: skip
+
+
+def _theory_table_corrupt_result(tmp):
+    (tmp / "two_bit.json").write_text('{"rows": [')
+    _step_error(
+        "di4c.cli.theory", "table", "--inputs", str(tmp / "two_bit.json"),
+        "--out", str(tmp / "theory.csv"),
+    )  # fmt: skip
+
+
+def _score_not_a_sample_file(tmp):
+    (tmp / "s.pt").write_bytes(b"not a torch file")
+    _step_error(
+        "di4c.cli.score", "--setting", "cifar10", "--scale", "smoke",
+        "--samples", str(tmp / "s.pt"), "--reference", str(tmp), "--out", str(tmp / "m.json"),
+    )  # fmt: skip
+
+
+def _sample_unknown_model(tmp):
+    _step_error(
+        "di4c.cli.sample", "--setting", "cifar10", "--scale", "smoke",
+        "--cell", "studnet_n2", "--data-dir", str(tmp), "--out", str(tmp / "x.pt"),
+    )  # fmt: skip
+
+
+CASES += [
+    (
+        "cli-theory-student-bad-flags",
+        "python -m di4c.cli.theory_student --K 0 --lr -1",
+        _theory_student_bad_flags,
+        RuntimeError,
+        r"^error: invalid theory_student flags: --K must be >= 1; --lr must be > 0$",
+    ),
+    (
+        "cli-theory-table-corrupt-result",
+        "a half-written experiment JSON given to the theory table",
+        _theory_table_corrupt_result,
+        RuntimeError,
+        r"^error: .*two_bit.json: not a readable theory experiment result .*rerun the "
+        r"run_theory_experiment rule$",
+    ),
+    (
+        "cli-score-not-a-sample-file",
+        "a file that is not a torch file given as --samples",
+        _score_not_a_sample_file,
+        RuntimeError,
+        r"^error: .*s.pt: sample file cannot be read: .*rerun the sample rule$",
+    ),
+    (
+        "cli-sample-unknown-model",
+        "a cell naming a model the config does not have (studnet_n2)",
+        _sample_unknown_model,
+        RuntimeError,
+        r"^error: models.studnet: no such model in the configuration \(have \[",
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gives_a_clear_error(case, tmp_path, monkeypatch):
     monkeypatch.setenv("DI4C_CACHE_DIR", str(tmp_path / "cache"))

@@ -12,11 +12,8 @@ layout's primary metric. With ``enforce`` a failure stops the DAG before the
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from di4c.analysis import compare
-from di4c.artifacts import write_json
+from di4c.artifacts import ArtifactError, read_json_artifact, write_json
 from di4c.cli.common import run_step, step_config, step_parser
 from di4c.config import ConfigError
 from di4c.tables import get_layout
@@ -46,7 +43,13 @@ def main(args) -> None:
     if not check:
         raise ConfigError(f"{args.setting}.{args.scale}: no teacher_check configured")
     metric = get_layout(args.setting).primary
-    records = [json.loads(Path(p).read_text()) for p in args.metrics]
+    records = [read_json_artifact(p, "metric record", "score") for p in args.metrics]
+    for p, r in zip(args.metrics, records):
+        if not isinstance(r, dict) or "steps" not in r or metric not in r:
+            raise ArtifactError(
+                f"{p}: not a {args.setting} metric record (no 'steps' / {metric!r}); "
+                "delete it and rerun the score rule"
+            )
     verdict = check_curve(records, metric, check["min_steps"]) | {"config": check}
     print(f"[check] {'PASS' if verdict['passed'] else 'FAIL'}: {verdict['reason']}")
     if not verdict["passed"] and check["enforce"]:

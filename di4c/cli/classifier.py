@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from di4c.artifacts import provenance
-from di4c.cli.common import run_step, step_config, step_parser
+from di4c.cli.common import model_spec, run_step, step_config, step_parser
 from di4c.data.images import load_splits
 from di4c.models import ModelCard, write_card
 from di4c.networks.digit_classifier import (
@@ -26,7 +26,7 @@ from di4c.networks.digit_classifier import (
 
 def main(args) -> None:
     cfg = step_config(args)
-    t = cfg["models"]["classifier"]["train"]
+    t = model_spec(cfg, "classifier", "train")["train"]
     t0 = time.time()
     splits = load_splits(Path(args.data_dir) / "data.pt")
     c, h, _ = splits.image_shape

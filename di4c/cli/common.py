@@ -104,6 +104,20 @@ def step_config(args) -> dict:
     return cfg
 
 
+def model_spec(cfg: dict, name: str, section: str | None = None) -> dict:
+    """``models.<name>`` of the configuration (with its ``section`` when given, e.g.
+    ``train``); a missing one is a :class:`ConfigError` listing the models there are."""
+    models = cfg.get("models") or {}
+    if name not in models:
+        raise ConfigError(
+            f"models.{name}: no such model in the configuration (have {sorted(models)})"
+        )
+    spec = models[name]
+    if section and section not in spec:
+        raise ConfigError(f"models.{name}.{section}: missing from the configuration")
+    return spec
+
+
 def add_card_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--card",
@@ -156,7 +170,7 @@ def setup_run(log: str | None, threads: int | None) -> None:
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors with a message that says what to do: one line, no traceback."""
-    from di4c.artifacts import WriteError
+    from di4c.artifacts import ArtifactError, WriteError
     from di4c.checkpoints import CheckpointError
     from di4c.data.files import DataFileError
     from di4c.data.text import TextDataError
@@ -169,6 +183,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
     return (
         ConfigError,
+        ArtifactError,
         CheckpointError,
         ChecksumError,
         MissingWeightsError,

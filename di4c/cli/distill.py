@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from di4c.artifacts import provenance
-from di4c.cli.common import run_step, step_config, step_parser
+from di4c.cli.common import model_spec, run_step, step_config, step_parser
 from di4c.config import deep_merge
 from di4c.devices import resolve_device
 from di4c.distill import di4c_loss, train_config
@@ -35,7 +35,7 @@ from di4c.train import RESUMABLE_FIELDS, train
 
 def student_rules(cfg: dict, model: str) -> DistillRules:
     """The setting's rules with the model's own overrides."""
-    spec = cfg["models"][model]
+    spec = model_spec(cfg, model)
     return DistillRules.from_dict(deep_merge(cfg["distill"], spec.get("distill")))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from di4c.artifacts import provenance
 from di4c.cli.common import run_step, step_config, step_parser
+from di4c.config import ConfigError
 from di4c.models import write_card
 from di4c.settings import get_setting
 
@@ -27,8 +28,8 @@ def main(args) -> None:
     setting = get_setting(args.setting)
     spec = cfg["models"].get(args.model)
     if spec is None or spec["source"] not in ("published", "released"):
-        raise SystemExit(
-            f"error: {args.setting}.{args.scale}.models.{args.model} is not a published "
+        raise ConfigError(
+            f"{args.setting}.{args.scale}.models.{args.model} is not a published "
             "or released model; nothing to fetch"
         )
     t0 = time.time()

@@ -15,8 +15,10 @@ import shutil
 import time
 from pathlib import Path
 
+import torch
+
 from di4c.artifacts import atomic_path, provenance
-from di4c.cli.common import run_step, step_config, step_parser
+from di4c.cli.common import model_spec, run_step, step_config, step_parser
 from di4c.cli.teacher import loop_config
 from di4c.metrics.genppl import genppl_summary, per_sample_nll
 from di4c.models import ModelCard, write_card
@@ -27,9 +29,10 @@ from di4c.train import train
 
 def main(args) -> None:
     cfg = step_config(args)
-    spec = cfg["models"]["judge"]
+    spec = model_spec(cfg, "judge", "train")
     n, tc = spec["network"], loop_config(spec["train"])
     t0 = time.time()
+    torch.manual_seed(tc.seed)  # dropout draws from the global generator
     data = OpenWebText.read_data(Path(args.data_dir))
     x = data["judge"]
     model = build_judge(

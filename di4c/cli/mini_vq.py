@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from di4c.artifacts import provenance
-from di4c.cli.common import run_step, step_config, step_parser
+from di4c.cli.common import model_spec, run_step, step_config, step_parser
 from di4c.cli.teacher import loop_config
+from di4c.config import ConfigError
 from di4c.data.images import load_splits
 from di4c.models import ModelCard, write_card
 from di4c.networks.mini_vq import (
@@ -74,7 +75,7 @@ def restart_unused_codes(model, x, step: int, seed: int) -> int:
 
 def main(args) -> None:
     cfg = step_config(args)
-    spec = cfg["models"]["vq"]
+    spec = model_spec(cfg, "vq", "train")
     t = spec["train"]
     net_cfg = MiniVQConfig(
         **{
@@ -83,11 +84,12 @@ def main(args) -> None:
         }
     )
     t0 = time.time()
+    torch.manual_seed(t["seed"])  # anything drawing from the global generator
     splits = load_splits(Path(args.data_dir) / "data.pt")
     S = splits.levels
     want = (net_cfg.in_channels, net_cfg.resolution, net_cfg.resolution)
     if splits.image_shape != want:
-        raise ValueError(
+        raise ConfigError(
             f"the digits are {splits.image_shape}; models.vq.network expects {want} "
             "(set resolution / in_channels to match data.size)"
         )

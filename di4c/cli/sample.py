@@ -12,10 +12,17 @@ the last L (sony/di4c tauldr/scripts/distil_sample.py ``-n N -l L``). One seed r
 all settings: sample i of every cell uses seed ``sample.seed + i`` with its own
 generator, so a sample does not depend on the batch size or on the other samples.
 Writes ``{"x": states (n, D), "seeds", "cell", "models", "nfe", "cond", "shape"}``.
+
+Resumable (:mod:`di4c.shards`): each batch of ``sample.batch_size`` samples is a
+shard written atomically to ``<out>.shards/``; a killed run loses at most the shard
+in progress, and rerunning the same command computes only the missing shards, so the
+sample file is bit-identical to an uninterrupted run's. The file is assembled
+atomically from the shards, which are then removed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -25,6 +32,7 @@ import torch
 from di4c.artifacts import meta_path_for, provenance, save_torch, write_json
 from di4c.cli.common import (
     add_card_args,
+    model_spec,
     read_cards,
     run_step,
     step_config,
@@ -35,6 +43,7 @@ from di4c.devices import resolve_device
 from di4c.samplers import SAMPLERS, SampleRNG, hybrid_schedule
 from di4c.settings import get_setting
 from di4c.settings.base import Cell
+from di4c.shards import ShardStore, shard_ranges
 
 
 def sample_seeds(seed: int, n: int) -> list[int]:
@@ -56,7 +65,9 @@ def cell_models(cfg: dict, cell: Cell) -> tuple[str, str | None]:
     """(model sampled first, model taking the last L steps or None) of a cell."""
     if cell.model == "hybrid":
         student = cfg["sweep"]["hybrid"]["student"]
+        model_spec(cfg, student)
         return student, root_teacher(cfg, student)
+    model_spec(cfg, cell.model)
     return cell.model, None
 
 
@@ -94,10 +105,33 @@ def chain_models(cfg: dict, cell: Cell) -> list[str]:
     return sorted(names | ({last} if last else set()))
 
 
+def shard_key(cfg, cell, cards, opts, shape, cond, device) -> dict:
+    """What a shard depends on besides its range: a shard left by a run whose key
+    differs (other config, weights, conditions or device) is never reused."""
+    return {
+        "sample": cfg["sample"],
+        "cell": cell.record(),
+        "models": {m: c.sha256 for m, c in sorted(cards.items())},
+        "options": {k: str(v) for k, v in opts.items()},
+        "shape": shape,
+        "cond": None
+        if cond is None
+        else hashlib.sha256(cond.cpu().contiguous().numpy().tobytes()).hexdigest(),
+        "device": str(device),
+    }
+
+
+def parse_cell(text: str) -> Cell:
+    try:
+        return Cell.parse(text)
+    except ValueError as e:
+        raise ConfigError(f"--cell: {e}") from None
+
+
 def main(args) -> None:
     cfg = step_config(args)
     setting = get_setting(args.setting)
-    cell = Cell.parse(args.cell)
+    cell = parse_cell(args.cell)
     device = resolve_device(cfg["device"])
     s = cfg["sample"]
     torch.manual_seed(s["seed"])
@@ -128,24 +162,45 @@ def main(args) -> None:
     cond_all = setting.conditions(cfg, Path(args.data_dir), len(seeds))
     sampler = SAMPLERS[s["sampler"]]
     opts = setting.sampler_options(cfg, cell)
-    out, nfe = [], 0.0
-    for b in range(0, len(seeds), s["batch_size"]):
-        rng = SampleRNG(seeds[b : b + s["batch_size"]], device)
-        cond = None if cond_all is None else cond_all[b : b + len(rng)].to(device)
-        with torch.inference_mode(), setting.autocast_sampling(s["precision"], device):
-            res = sampler(process, per_step, cell.steps, rng, D, cond, **opts)
-        out.append(res.x.cpu())
-        nfe += res.nfe * len(rng)
-        done = b + len(rng)
-        rate = done / max(time.time() - t0, 1e-9)
+    dtype = state_dtype(process.num_states)
+    store = ShardStore(
+        args.out,
+        shard_key(cfg, cell, cards, opts, shape, cond_all, device),
+        label="sample",
+    )
+    ranges = shard_ranges(len(seeds), s["batch_size"])
+    shards = {r: store.load(*r) for r in ranges}
+    todo = [r for r in ranges if shards[r] is None]
+    if len(todo) < len(ranges):
         print(
-            f"[sample] {cell.id}: {done}/{len(seeds)} ({rate:.1f}/s, ETA "
-            f"{(len(seeds) - done) / rate / 60:.1f} min)",
+            f"[sample] {cell.id}: resuming; {len(ranges) - len(todo)}/{len(ranges)} "
+            f"shards done in {store.dir}",
             flush=True,
         )
+    t_run, made = time.time(), 0
+    left = sum(count for _, count in todo)
+    for start, count in todo:
+        rng = SampleRNG(seeds[start : start + count], device)
+        cond = None if cond_all is None else cond_all[start : start + count].to(device)
+        torch.manual_seed(s["seed"] + start)  # whatever draws from the global generator
+        with torch.inference_mode(), setting.autocast_sampling(s["precision"], device):
+            res = sampler(process, per_step, cell.steps, rng, D, cond, **opts)
+        shard = {"x": res.x.cpu().to(dtype), "nfe": float(res.nfe) * count}
+        store.save(start, count, shard)
+        shards[(start, count)] = shard
+        made += count
+        rate = made / max(time.time() - t_run, 1e-9)
+        print(
+            f"[sample] {cell.id}: {made}/{left} samples this run, shard "
+            f"{start}-{start + count - 1} of {len(seeds)} ({rate:.1f}/s, ETA "
+            f"{(left - made) / rate / 60:.1f} min)",
+            flush=True,
+        )
+    out = [shards[r]["x"] for r in ranges]
+    nfe = sum(shards[r]["nfe"] for r in ranges)
     x = torch.cat(out)
     record = {
-        "x": x.to(state_dtype(process.num_states)),
+        "x": x,
         "seeds": torch.tensor(seeds),
         "cell": cell.record(),
         "models": names,
@@ -173,9 +228,11 @@ def main(args) -> None:
                 "step_models": names,
                 "nfe": record["nfe"],
                 "process_dtype": str(getattr(process, "dtype", None)),
+                "resumed_shards": len(ranges) - len(todo),
             },
         ),
     )
+    store.remove()
 
 
 def cli(argv=None) -> None:

@@ -17,9 +17,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
-from di4c.artifacts import meta_path_for, provenance, write_json
+from di4c.artifacts import (
+    ArtifactError,
+    meta_path_for,
+    provenance,
+    read_torch_artifact,
+    write_json,
+)
 from di4c.cli.common import (
     add_card_args,
     read_cards,
@@ -33,12 +37,11 @@ from di4c.settings import get_setting
 
 
 def read_samples(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no sample file; run the sample rule first")
-    d = torch.load(path, map_location="cpu", weights_only=True)
+    d = read_torch_artifact(path, "sample file", "sample")
     if not isinstance(d, dict) or "x" not in d or "cell" not in d:
-        raise ValueError(
-            f"{path}: not a sample file of the sample step (no 'x'/'cell')"
+        raise ArtifactError(
+            f"{path}: not a sample file of the sample step (no 'x'/'cell'); delete it "
+            "and rerun the sample rule"
         )
     return d
 
@@ -53,7 +56,7 @@ def main(args) -> None:
     if missing:
         raise ConfigError(f"the {args.setting} metrics need --card for {missing}")
     ref = Path(args.reference)
-    real = torch.load(ref / "features.pt", map_location="cpu", weights_only=True)
+    real = read_torch_artifact(ref / "features.pt", "reference features", "reference")
     device = resolve_device(cfg["device"])
     record = {"setting": args.setting, "scale": args.scale, **samples["cell"]}
     record["nfe"] = samples["nfe"]

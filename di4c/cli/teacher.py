@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from di4c.artifacts import provenance
-from di4c.cli.common import run_step, step_config, step_parser
+from di4c.cli.common import model_spec, run_step, step_config, step_parser
+from di4c.config import ConfigError
 from di4c.models import write_card
 from di4c.settings import get_setting
 from di4c.train import TrainConfig, train
@@ -52,10 +53,10 @@ def loop_config(spec: dict) -> TrainConfig:
 def main(args) -> None:
     cfg = step_config(args)
     setting = get_setting(args.setting)
-    spec = cfg["models"]["teacher"]
+    spec = model_spec(cfg, "teacher")
     if spec["source"] != "train":
-        raise SystemExit(
-            f"error: {args.setting}.{args.scale}.models.teacher.source is "
+        raise ConfigError(
+            f"{args.setting}.{args.scale}.models.teacher.source is "
             f"{spec['source']!r}; only a 'train' teacher is trained by this step"
         )
     t0 = time.time()

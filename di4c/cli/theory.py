@@ -18,13 +18,14 @@ import argparse
 import csv
 import dataclasses
 import io
-import json
 import time
 from pathlib import Path
 
 from di4c.artifacts import (
+    ArtifactError,
     atomic_path,
     meta_path_for,
+    read_json_artifact,
     write_json,
     write_meta,
     write_text,
@@ -100,9 +101,15 @@ def plot(rows: list[Row], path: Path) -> None:
 def _load_results(paths) -> tuple[list[Row], dict]:
     rows, diag = [], {}
     for p in paths:
-        rec = json.loads(Path(p).read_text())
-        rows += [Row(**r) for r in rec["rows"]]
-        diag[rec["experiment"]] = rec["diagnostics"]
+        rec = read_json_artifact(p, "theory experiment result", "run_theory_experiment")
+        try:
+            rows += [Row(**r) for r in rec["rows"]]
+            diag[rec["experiment"]] = rec["diagnostics"]
+        except (KeyError, TypeError) as e:
+            raise ArtifactError(
+                f"{p}: not a result of `python -m di4c.cli.theory experiment` ({e!r}); "
+                "delete it and rerun the run_theory_experiment rule"
+            ) from e
     return rows, diag
 
 
@@ -136,7 +143,12 @@ def cmd_table(args) -> None:
     out = Path(args.out)
     plot(rows, out.with_suffix(".png"))
     write_text(out, rows_to_csv(rows))
-    configs = [json.loads(meta_path_for(p).read_text())["config"] for p in args.inputs]
+    configs = [
+        read_json_artifact(
+            meta_path_for(p), "provenance sidecar", "run_theory_experiment"
+        )["config"]
+        for p in args.inputs
+    ]
     write_meta(
         out,
         config={"experiments": configs},

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from di4c.artifacts import save_torch, write_meta
-from di4c.cli.common import add_run_args, parse_bool, setup_run
+from di4c.cli.common import add_run_args, parse_bool, run_step
+from di4c.config import ConfigError
 from di4c.networks.small import MLPDenoiser
 from di4c.theory.experiments import (
     EXPERIMENTS,
@@ -31,7 +32,7 @@ from di4c.theory.experiments import (
 )
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -72,10 +73,38 @@ def main(argv=None) -> None:
         "--ckpt-every", type=int, default=100, help="checkpoint interval (steps)"
     )
     add_run_args(ap)
-    args = ap.parse_args(argv)
-    setup_run(args.log, args.threads)
+    return ap
 
+
+POSITIVE = ("K", "batch_x", "hidden", "train_examples", "ckpt_every")
+
+
+def check_args(args, world: int) -> None:
+    """Bad flag values as one-line configuration errors, before any work."""
+    bad = [
+        f"--{k.replace('_', '-')} must be >= 1"
+        for k in POSITIVE
+        if getattr(args, k) < 1
+    ]
+    bad += [
+        f"--{k.replace('_', '-')} must be >= 0"
+        for k in ("iters", "fit_iters")
+        if getattr(args, k) < 0
+    ]
+    if not args.lr > 0:
+        bad.append("--lr must be > 0")
+    if world > 1 and (not args.per_example_rng or args.batch_x % world):
+        bad.append(
+            f"data-parallel training over {world} processes needs --per-example-rng true "
+            f"and a --batch-x divisible by {world}"
+        )
+    if bad:
+        raise ConfigError("invalid theory_student flags: " + "; ".join(bad))
+
+
+def run(args) -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    check_args(args, world)
     if world > 1:
         import torch.distributed as dist
 
@@ -131,6 +160,10 @@ def main(argv=None) -> None:
         import torch.distributed as dist
 
         dist.destroy_process_group()
+
+
+def main(argv=None) -> None:
+    run_step(run, parser(), argv)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from di4c.config import ConfigError
+
 __all__ = [
     "CONFIG_KEY_IMAGENET_DIR",
     "IMAGE_SIZE",
@@ -148,8 +150,9 @@ def val_labels_in_loader_order(
     ds = imagenet_folder(root, "val")
     labels = torch.as_tensor(ds.targets, dtype=torch.long)
     if num > labels.numel():
-        raise ValueError(
-            f"asked for {num} labels; the val set at {root} has {labels.numel()}"
+        raise ConfigError(
+            f"asked for {num} labels; the val set at {root} has {labels.numel()} "
+            "(lower sample.num_samples)"
         )
     perm = torch.randperm(labels.numel(), generator=torch.Generator().manual_seed(seed))
     return labels[perm[:num]]

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from di4c.artifacts import save_torch
+from di4c.config import ConfigError
 from di4c.data.files import load_data_file
 
 __all__ = [
@@ -185,7 +186,7 @@ def stratified_split(labels: Tensor, heldout: int, seed: int) -> tuple[Tensor, T
     """
     classes = torch.unique(labels)
     if heldout > labels.numel():
-        raise ValueError(f"heldout={heldout} exceeds the {labels.numel()} images")
+        raise ConfigError(f"data.heldout={heldout} exceeds the {labels.numel()} images")
     gen = torch.Generator().manual_seed(seed)
     base, extra = divmod(heldout, len(classes))
     held = []
@@ -193,8 +194,9 @@ def stratified_split(labels: Tensor, heldout: int, seed: int) -> tuple[Tensor, T
         idx = (labels == c).nonzero().squeeze(1)
         k = base + (1 if i < extra else 0)
         if k > idx.numel():
-            raise ValueError(
-                f"heldout={heldout} needs {k} images of class {c}; only {idx.numel()}"
+            raise ConfigError(
+                f"data.heldout={heldout} needs {k} images of class {c}; only "
+                f"{idx.numel()}"
             )
         held.append(idx[torch.randperm(idx.numel(), generator=gen)[:k]])
     held_idx = torch.sort(torch.cat(held)).values

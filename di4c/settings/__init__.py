@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+from di4c.config import ConfigError
 from di4c.settings.base import Cell, Cited, Setting
 from di4c.settings.rules import TIME_SAMPLERS, DistillRules, TimeDraw
 
@@ -23,7 +24,7 @@ SETTINGS: dict[str, str] = {
 
 def setting_class(name: str) -> type[Setting]:
     if name not in SETTINGS:
-        raise ValueError(f"unknown setting {name!r}; allowed: {sorted(SETTINGS)}")
+        raise ConfigError(f"unknown setting {name!r}; allowed: {sorted(SETTINGS)}")
     module, cls = SETTINGS[name].split(":")
     return getattr(importlib.import_module(module), cls)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from di4c.config import ConfigError
 from di4c.data.images import (
     ImageDataConfig,
     levels_to_uint8,
@@ -159,7 +160,7 @@ class Cifar10(ImageScoring, Setting):
             return {"root": d["root"], "splits": counts}
         splits = load_image_splits(self._image_config(cfg))
         if splits.levels != cfg["process"]["S"]:
-            raise ValueError(
+            raise ConfigError(
                 f"data.levels {splits.levels} must equal process.S {cfg['process']['S']}"
             )
         save_splits(splits, out_dir / "data.pt")

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 from torch import Tensor
 
+from di4c.config import ConfigError
 from di4c.samplers.noise import as_rng
 
 
@@ -151,7 +152,7 @@ class DistillRules:
         if self.iters < 0:
             problems.append(f"iters must be >= 0; got {self.iters}")
         if problems:
-            raise ValueError("invalid distillation rules: " + "; ".join(problems))
+            raise ConfigError("invalid distillation rules: " + "; ".join(problems))
 
     @classmethod
     def from_dict(cls, d: dict) -> DistillRules:
@@ -159,7 +160,7 @@ class DistillRules:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown distillation rule(s) {unknown}; allowed: {sorted(names)}"
             )
         kw = dict(d)
