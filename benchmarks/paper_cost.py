@@ -70,8 +70,8 @@ GB = 1e9
 # distillation (batch_x, K), sampler batch, metric batch. Engineering values sized
 # for a 2-core CPU; a GPU measures the paper shapes without --quick.
 QUICK = {
-    "cifar10": {"distill": (1, 16), "sample": 8, "metric": 16},
-    "imagenet": {"distill": (1, 2), "sample": 2, "metric": 2},
+    "cifar10": {"distill": (1, 4), "sample": 4, "metric": 4},
+    "imagenet": {"distill": (1, 2), "sample": 1, "metric": 1},
     "openwebtext": {"distill": (1, 1), "sample": 1, "metric": 1},
 }
 
@@ -292,27 +292,29 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device, reps: int) -> list[float]:
-    fn()  # warm-up
+def _timed(fn, device, reps: int, warmup: int) -> list[tuple[float, float]]:
+    """(wall, process CPU) seconds of ``reps`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
     out = []
     for _ in range(reps):
         _sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
-        out.append(time.perf_counter() - t0)
+        out.append((time.perf_counter() - t0, time.process_time() - c0))
     return out
 
 
-def measure_distill(setting, cfg, size, device, batch_x, K, reps) -> list[float]:
-    """Seconds of each of ``reps`` optimiser steps after one warm-up (the distill
-    step's loss function inside :func:`di4c.train.train`)."""
+def measure_distill(setting, cfg, size, device, batch_x, K, reps, warmup):
+    """(wall, CPU) seconds of each of ``reps`` optimiser steps after ``warmup`` ones
+    (the distill step's loss function inside :func:`di4c.train.train`)."""
     from di4c.cli.distill import loss_rng, student_rules
     from di4c.distill import di4c_loss, train_config
     from di4c.train import train
 
     model = next(m for m in sorted(cfg["models"]) if _is_distilled(cfg, m))
-    iters = reps + 1
+    iters = reps + warmup
     rules = student_rules(cfg, model).with_overrides(
         batch_x=batch_x, K=K, iters=iters, log_every=iters, ckpt_every=iters
     )
@@ -370,7 +372,7 @@ def parse_step_unit(unit: str) -> tuple[bool, bool, str | None]:
     )
 
 
-def measure_step(setting, cfg, size, device, unit, batch, reps) -> list[float]:
+def measure_step(setting, cfg, size, device, unit, batch, reps, warmup):
     """Seconds of one sampler step (N = 1) on one batch, as the sample step runs it."""
     from di4c.samplers import SAMPLERS, SampleRNG
     from di4c.samplers.confidence import UNCOND
@@ -401,10 +403,10 @@ def measure_step(setting, cfg, size, device, unit, batch, reps) -> list[float]:
         with torch.inference_mode(), s.autocast_sampling(sp["precision"], device):
             sampler(process, [den], 1, rng, D, cond, **opts)
 
-    return _timed(call, device, reps)
+    return _timed(call, device, reps, warmup)
 
 
-def measure_metric(setting, cfg, size, device, unit, batch, reps) -> list[float]:
+def measure_metric(setting, cfg, size, device, unit, batch, reps, warmup):
     """Seconds of one metric batch (features, clean-fid features, decoding, judge)."""
     nets = NETS[setting]()
     gen = torch.Generator().manual_seed(0)
@@ -418,6 +420,7 @@ def measure_metric(setting, cfg, size, device, unit, batch, reps) -> list[float]
             ),
             device,
             reps,
+            warmup,
         )
     if unit == "clean_fid":
         from di4c.metrics.image_quality import clean_fid_features
@@ -429,6 +432,7 @@ def measure_metric(setting, cfg, size, device, unit, batch, reps) -> list[float]
             ),
             device,
             reps,
+            warmup,
         )
     if unit == "decode":
         from di4c.settings.imagenet import decoded_chunks
@@ -437,7 +441,10 @@ def measure_metric(setting, cfg, size, device, unit, batch, reps) -> list[float]
         grid = ImageNetNets.config(size, False).grid
         codes = torch.randint(0, vq.config.n_embed, (batch, grid * grid), generator=gen)
         return _timed(
-            lambda: list(decoded_chunks(vq, codes, batch, None, device)), device, reps
+            lambda: list(decoded_chunks(vq, codes, batch, None, device)),
+            device,
+            reps,
+            warmup,
         )
     if unit == "judge":
         from di4c.metrics.genppl import per_sample_nll
@@ -446,7 +453,7 @@ def measure_metric(setting, cfg, size, device, unit, batch, reps) -> list[float]
         vocab = OpenWebTextNets.config(size, length).vocab_size - 1
         judge = nets.judge(size, vocab, length).to(device)
         ids = torch.randint(0, vocab, (batch, length), generator=gen)
-        return _timed(lambda: per_sample_nll(judge, ids, batch), device, reps)
+        return _timed(lambda: per_sample_nll(judge, ids, batch), device, reps, warmup)
     raise ValueError(f"unknown metric unit {unit!r}")
 
 
@@ -459,18 +466,23 @@ def measure_unit(spec: dict) -> dict:
     setting, unit, size = spec["setting"], spec["unit"], spec["size"]
     cfg = bench_cfg(setting, spec["config"], size)
     reset_peak(device)
+    reps, warmup = spec["reps"], spec["warmup"]
     if unit == "distill_iter":
         batch_x, K = spec["batch"]
-        sec = measure_distill(setting, cfg, size, device, batch_x, K, spec["reps"])
+        sec = measure_distill(setting, cfg, size, device, batch_x, K, reps, warmup)
     elif unit.startswith("step_"):
         sec = measure_step(
-            setting, cfg, size, device, unit, spec["batch"], spec["reps"]
+            setting, cfg, size, device, unit, spec["batch"], reps, warmup
         )
     else:
         sec = measure_metric(
-            setting, cfg, size, device, unit, spec["batch"], spec["reps"]
+            setting, cfg, size, device, unit, spec["batch"], reps, warmup
         )
-    return {"seconds": sec, "peak_bytes": peak_bytes(device)}
+    return {
+        "seconds": [w for w, _ in sec],
+        "cpu_seconds": [c for _, c in sec],
+        "peak_bytes": peak_bytes(device),
+    }
 
 
 def run_unit(spec: dict, in_process: bool) -> dict:
@@ -500,16 +512,18 @@ def unit_batches(unit: str, cfg: dict, measured: dict) -> tuple[int, int, object
     return cfg["metrics"]["batch_size"], b, b
 
 
-def measure_setting(setting: str, args, in_process: bool = False) -> dict:
-    """Measure every unit the table of ``setting`` uses and project its cost."""
+def measure_setting(setting: str, args, only=None) -> dict:
+    """Measure the units the table of ``setting`` uses (``only``: a subset) and, when
+    all are there, project its cost."""
     cfg = bench_cfg(setting, args.config, "paper")
-    jobs = paper_jobs(setting, cfg)
     measured = dict(QUICK[setting]) if args.quick else {}
     for key in ("distill", "sample", "metric"):
         if getattr(args, f"{key}_override", None):
             measured[key] = getattr(args, f"{key}_override")
-    units, raw = {}, {}
-    for unit in units_of(jobs):
+    raw = {}
+    for unit in units_of(paper_jobs(setting, cfg)):
+        if only and unit not in only:
+            continue
         paper_b, meas_b, worker_b = unit_batches(unit, cfg, measured)
         spec = {
             "setting": setting,
@@ -518,21 +532,43 @@ def measure_setting(setting: str, args, in_process: bool = False) -> dict:
             "device": args.device,
             "batch": worker_b,
             "reps": args.reps,
+            "warmup": args.warmup,
             "threads": args.threads,
             "config": str(args.config),
         }
         t0 = time.time()
-        res = run_unit(spec, in_process)
+        res = run_unit(spec, args.in_process)
         med = statistics.median(res["seconds"])
-        units[unit] = UnitCost(med, res["peak_bytes"], meas_b, paper_b)
-        raw[unit] = res | {"batch": worker_b, "median_s": med}
+        raw[unit] = res | {
+            "batch": worker_b,
+            "measured_batch": meas_b,
+            "paper_batch": paper_b,
+            "median_s": med,
+            "median_cpu_s": statistics.median(res["cpu_seconds"]),
+            "warmup": args.warmup,
+        }
         print(
             f"[cost] {setting} {unit}: {med:.3f}s at batch {worker_b} "
             f"(x{paper_b / meas_b:g} -> {med * paper_b / meas_b:.3f}s), peak "
             f"{res['peak_bytes'] / GB:.2f} GB [{time.time() - t0:.0f}s]",
             flush=True,
         )
-    return {"units": raw, "projection": project(jobs, units)}
+    return with_projection(setting, args.config, {"units": raw})
+
+
+def with_projection(setting: str, config_path, res: dict) -> dict:
+    """``res`` with the projection of its measured units (None while units are missing)."""
+    cfg = bench_cfg(setting, config_path, "paper")
+    jobs = paper_jobs(setting, cfg)
+    if set(units_of(jobs)) - set(res["units"]):
+        return res | {"projection": None}
+    costs = {
+        u: UnitCost(
+            r["median_s"], r["peak_bytes"], r["measured_batch"], r["paper_batch"]
+        )
+        for u, r in res["units"].items()
+    }
+    return res | {"projection": project(jobs, costs)}
 
 
 def _gb(b: int) -> str:
@@ -545,22 +581,21 @@ def markdown(setting: str, res: dict) -> str:
     lines = [
         f"#### {LAYOUTS[setting].title}",
         "",
-        "| jobs | unit | units | measured s (batch) | s per unit at paper batch "
-        "| peak memory | device-hours |",
+        "| jobs | unit | units | measured s, wall (CPU) [batch; n] "
+        "| s per unit at paper batch | peak memory | device-hours |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in p["rows"]:
         u = res["units"][r["unit"]]
-        batch = (
-            "x".join(map(str, u["batch"]))
-            if isinstance(u["batch"], list)
-            else u["batch"]
-        )
-        scaled = f" scaled x{r['scale']:g}" if r["scale"] != 1 else ""
+        b = u["batch"]
+        batch = "x".join(map(str, b)) if isinstance(b, list) else b
+        scaled = f" (scaled x{r['scale']:g})" if r["scale"] != 1 else ""
         lines.append(
             f"| {r['group']} ({r['jobs']}) | `{r['unit']}` | {r['count']:,.0f} | "
-            f"{u['median_s']:.3f} ({batch}) | {r['unit_seconds']:.3f}{scaled} | "
-            f"{_gb(r['peak_bytes'])} | {r['device_hours']:,.1f} |"
+            f"{u['median_s']:.3f} ({u['median_cpu_s']:.3f}) [{batch}; "
+            f"{len(u['seconds'])}] | "
+            f"{r['unit_seconds']:.3f}{scaled} | {_gb(r['peak_bytes'])} | "
+            f"{r['device_hours']:,.1f} |"
         )
     lines.append(
         f"| **total** | | | | | **{_gb(p['peak_bytes'])}** | "
@@ -569,17 +604,77 @@ def markdown(setting: str, res: dict) -> str:
     return "\n".join(lines)
 
 
+def report(record: dict) -> str:
+    """The whole report: where it was measured, one line per table, one table each."""
+    out = [
+        f"Measured on {record['device']} (torch {record['torch']}, commit "
+        f"{record['git_commit'][:12]}, {record['date_utc']}): {record['note']}. "
+        "Unit times: median of n timed repetitions after the warm-up ones.",
+        "",
+        "| table | device-hours | peak memory |",
+        "|---|---:|---:|",
+    ]
+    done = {s: r for s, r in record["settings"].items() if r["projection"]}
+    for s, r in record["settings"].items():
+        if not r["projection"]:
+            missing = sorted(
+                set(units_of(paper_jobs(s, bench_cfg(s, DEFAULT_CONFIG, "paper"))))
+                - set(r["units"])
+            )
+            name = LAYOUTS[s].title.split(":")[0]
+            out.append(f"| {name} | not measured: {', '.join(missing)} | |")
+            continue
+        p = r["projection"]
+        out.append(
+            f"| {LAYOUTS[s].title.split(':')[0]} | {p['total_device_hours']:,.1f} "
+            f"| {_gb(p['peak_bytes'])} |"
+        )
+    for s, r in done.items():
+        out += ["", markdown(s, r)]
+    return "\n".join(out)
+
+
+def merge_records(paths, config_path=DEFAULT_CONFIG) -> dict:
+    """One record of several runs' JSON files (a setting or some units each): the
+    units merged per setting (later files win), projections recomputed; the first
+    file's provenance, every run's own under ``runs``."""
+    records = [json.loads(open(p).read()) for p in paths]
+    merged = {k: v for k, v in records[0].items() if k != "runs"}
+    units: dict[str, dict] = {}
+    for r in records:
+        for s, res in r["settings"].items():
+            units.setdefault(s, {}).update(res["units"])
+    merged["settings"] = {
+        s: with_projection(s, config_path, {"units": u}) for s, u in units.items()
+    }
+    merged["runs"] = [
+        {k: v for k, v in r.items() if k not in ("settings", "runs")} for r in records
+    ]
+    return merged
+
+
 def main(argv=None) -> dict | None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--quick", action="store_true", help="smaller batches, scaled")
+    ap.add_argument(
+        "--units", default=None, help="measure only these units (merge with --render)"
+    )
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--config", default=str(DEFAULT_CONFIG))
     ap.add_argument("--out", default=None, help="also write this JSON file")
+    ap.add_argument(
+        "--render",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="print the report of earlier runs' --out files (measures nothing)",
+    )
     ap.add_argument(
         "--distill-batch-x", type=int, default=None, help="measured batch_x (scaled)"
     )
@@ -595,12 +690,18 @@ def main(argv=None) -> dict | None:
     if args.worker:
         print(json.dumps(measure_unit(json.loads(args.worker))), flush=True)
         return None
+    if args.render:
+        record = merge_records(args.render, args.config)
+        print(report(record))
+        if args.out:
+            write_json(args.out, record)
+        return record
     settings = [s for s in args.settings.split(",") if s]
     bad = sorted(set(settings) - set(SETTINGS))
     if bad:
         ap.error(f"unknown setting(s) {bad}; allowed: {list(SETTINGS)}")
-    if args.reps < 1:
-        ap.error("--reps must be >= 1")
+    if args.reps < 1 or args.warmup < 0:
+        ap.error("need --reps >= 1 and --warmup >= 0")
     if (args.distill_batch_x is None) != (args.distill_K is None):
         ap.error("--distill-batch-x and --distill-K go together")
     args.distill_override = (
@@ -610,7 +711,8 @@ def main(argv=None) -> dict | None:
     if args.threads:
         torch.set_num_threads(args.threads)
     t_start = time.time()
-    results = {s: measure_setting(s, args, args.in_process) for s in settings}
+    only = set(args.units.split(",")) if args.units else None
+    results = {s: measure_setting(s, args, only) for s in settings}
     where = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -623,8 +725,10 @@ def main(argv=None) -> dict | None:
         "torch": torch.__version__,
         "git_commit": git_commit(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python benchmarks/paper_cost.py " + " ".join(argv or sys.argv[1:]),
         "quick": args.quick,
         "reps": args.reps,
+        "warmup": args.warmup,
         "note": (
             "projected from CPU only; no GPU was available"
             if device.type == "cpu"
@@ -632,13 +736,7 @@ def main(argv=None) -> dict | None:
         ),
         "settings": results,
     }
-    print(f"\nDevice: {where}; torch {torch.__version__}; {record['note']}.\n")
-    print("| table | device-hours | peak memory |\n|---|---:|---:|")
-    for s, r in results.items():
-        p = r["projection"]
-        print(f"| {s} | {p['total_device_hours']:,.1f} | {_gb(p['peak_bytes'])} |")
-    for s, r in results.items():
-        print("\n" + markdown(s, r))
+    print("\n" + report(record))
     if args.out:
         write_json(args.out, record)
         write_meta(args.out, config=vars(args), wall_time_s=time.time() - t_start)
