@@ -348,14 +348,15 @@ def measure_distill(setting, cfg, size, device, batch_x, K, reps, warmup):
 
     def on_step(step, net):
         _sync(device)
-        stamps.append(time.perf_counter())
+        stamps.append((time.perf_counter(), time.process_time()))
 
     _sync(device)
-    stamps.append(time.perf_counter())
+    stamps.append((time.perf_counter(), time.process_time()))
     train(
         student_net, loss_fn, data, train_config(rules), label="bench", on_step=on_step
     )
-    return [b - a for a, b in zip(stamps[1:], stamps[2:])]
+    timed = stamps[warmup:]  # stamps[i]: the end of step i (0: the start)
+    return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(timed, timed[1:])]
 
 
 def _is_distilled(cfg: dict, model: str) -> bool:

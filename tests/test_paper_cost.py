@@ -211,6 +211,7 @@ def test_tiny_image_metric_units():
                     "device": "cpu",
                     "batch": 1,
                     "reps": 1,
+                    "warmup": 1,
                     "threads": 1,
                     "config": str(bench.DEFAULT_CONFIG),
                 }
