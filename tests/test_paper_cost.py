@@ -196,6 +196,23 @@ def test_tiny_run_measures_every_unit_and_writes_provenance(tmp_path, capsys):
     assert "projected from CPU only" in printed and "scaled x" in printed
     assert "| **total** |" in printed
 
+    # runs of some units each (--units) merge into the same projection (--render)
+    owt = saved["settings"]["openwebtext"]
+    parts = []
+    for keep in ({"judge"}, set(owt["units"]) - {"judge"}):
+        part = dict(saved, settings={"openwebtext": {"units": {}, "projection": None}})
+        part["settings"]["openwebtext"]["units"] = {
+            u: r for u, r in owt["units"].items() if u in keep
+        }
+        parts.append(tmp_path / f"part{len(parts)}.json")
+        parts[-1].write_text(json.dumps(part))
+    alone = bench.merge_records(parts[:1])["settings"]["openwebtext"]
+    assert alone["projection"] is None
+    assert "not measured: distill_iter" in bench.report(bench.merge_records(parts[:1]))
+    merged = bench.main(["--render", *map(str, parts)])
+    assert merged["settings"]["openwebtext"]["projection"] == owt["projection"]
+    assert len(merged["runs"]) == 2
+
 
 def test_tiny_image_metric_units():
     """The CIFAR-10 metric units: torch-fidelity and clean-fid Inception features."""
