@@ -558,18 +558,22 @@ def measure_setting(setting: str, args, only=None) -> dict:
 
 
 def with_projection(setting: str, config_path, res: dict) -> dict:
-    """``res`` with the projection of its measured units (None while units are missing)."""
+    """``res`` with the projection of its measured units; while units are missing, of
+    the jobs they cover (``missing`` names the others; the total is then a lower bound)."""
     cfg = bench_cfg(setting, config_path, "paper")
     jobs = paper_jobs(setting, cfg)
-    if set(units_of(jobs)) - set(res["units"]):
-        return res | {"projection": None}
+    missing = sorted(set(units_of(jobs)) - set(res["units"]))
     costs = {
         u: UnitCost(
             r["median_s"], r["peak_bytes"], r["measured_batch"], r["paper_batch"]
         )
         for u, r in res["units"].items()
     }
-    return res | {"projection": project(jobs, costs)}
+    covered = [j for j in jobs if j.unit in costs]
+    return res | {
+        "projection": project(covered, costs) if covered else None,
+        "missing": missing,
+    }
 
 
 def _gb(b: int) -> str:
@@ -598,9 +602,12 @@ def markdown(setting: str, res: dict) -> str:
             f"{r['unit_seconds']:.3f}{scaled} | {_gb(r['peak_bytes'])} | "
             f"{r['device_hours']:,.1f} |"
         )
+    for unit in res.get("missing") or ():
+        lines.append(f"| | `{unit}` | | not measured | | | |")
+    ge = ">= " if res.get("missing") else ""
     lines.append(
-        f"| **total** | | | | | **{_gb(p['peak_bytes'])}** | "
-        f"**{p['total_device_hours']:,.1f}** |"
+        f"| **total** | | | | | **{ge}{_gb(p['peak_bytes'])}** | "
+        f"**{ge}{p['total_device_hours']:,.1f}** |"
     )
     return "\n".join(lines)
 
@@ -617,18 +624,15 @@ def report(record: dict) -> str:
     ]
     done = {s: r for s, r in record["settings"].items() if r["projection"]}
     for s, r in record["settings"].items():
+        name = LAYOUTS[s].title.split(":")[0]
         if not r["projection"]:
-            missing = sorted(
-                set(units_of(paper_jobs(s, bench_cfg(s, DEFAULT_CONFIG, "paper"))))
-                - set(r["units"])
-            )
-            name = LAYOUTS[s].title.split(":")[0]
-            out.append(f"| {name} | not measured: {', '.join(missing)} | |")
+            out.append(f"| {name} | not measured | |")
             continue
-        p = r["projection"]
+        p, missing = r["projection"], r.get("missing")
+        more = f" + not measured: {', '.join(missing)}" if missing else ""
         out.append(
-            f"| {LAYOUTS[s].title.split(':')[0]} | {p['total_device_hours']:,.1f} "
-            f"| {_gb(p['peak_bytes'])} |"
+            f"| {name} | {'>= ' if missing else ''}{p['total_device_hours']:,.1f}"
+            f"{more} | {'>= ' if missing else ''}{_gb(p['peak_bytes'])} |"
         )
     for s, r in done.items():
         out += ["", markdown(s, r)]

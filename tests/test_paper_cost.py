@@ -207,8 +207,10 @@ def test_tiny_run_measures_every_unit_and_writes_provenance(tmp_path, capsys):
         parts.append(tmp_path / f"part{len(parts)}.json")
         parts[-1].write_text(json.dumps(part))
     alone = bench.merge_records(parts[:1])["settings"]["openwebtext"]
-    assert alone["projection"] is None
-    assert "not measured: distill_iter" in bench.report(bench.merge_records(parts[:1]))
+    assert alone["missing"] == sorted(set(owt["units"]) - {"judge"})
+    assert {r["unit"] for r in alone["projection"]["rows"]} == {"judge"}
+    text = bench.report(bench.merge_records(parts[:1]))
+    assert "not measured: distill_iter" in text and "| **>= " in text
     merged = bench.main(["--render", *map(str, parts)])
     assert merged["settings"]["openwebtext"]["projection"] == owt["projection"]
     assert len(merged["runs"]) == 2
