@@ -40,16 +40,10 @@ from pathlib import Path
 GB = 1e9
 
 
-def _rss(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def worker(args) -> dict:
     import torch
 
+    from di4c.benchmarking import reset_peak, rss_bytes
     from di4c.loss import alpha_sigmoid, chunked_terms, consistency_loss, data_loss
 
     torch.set_num_threads(args.threads)
@@ -68,8 +62,8 @@ def worker(args) -> dict:
     y = torch.randint(0, S, (B, K, D), generator=g)
     x0 = torch.randint(0, S, (B, D), generator=g)
     alpha = alpha_sigmoid(torch.tensor([0.7]), 0.1)
-    inputs = _rss("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS counter
+    inputs = rss_bytes("VmRSS")
+    reset_peak("cpu")  # reset the peak RSS counter
     t0 = time.perf_counter()
     if args.variant.startswith("fused"):  # both terms in one chunked pass: one gradient
         P = pi.mean(1)
@@ -88,7 +82,7 @@ def worker(args) -> dict:
     t1 = time.perf_counter()
     total.backward()
     t2 = time.perf_counter()
-    peak = _rss("VmHWM")
+    peak = rss_bytes("VmHWM")
     kcopy = B * K * D * S * 4
     return {
         "variant": args.variant,

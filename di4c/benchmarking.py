@@ -16,11 +16,44 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from di4c.artifacts import write_json, write_meta
 from di4c.tables import PAPER_LATENCY
 
 MODELS = ("teacher", "student")
+
+
+def rss_bytes(field: str = "VmRSS") -> int:
+    """A memory field of this process from Linux's ``/proc/self/status`` (``VmRSS``:
+    resident now; ``VmHWM``: peak resident since start or the last :func:`reset_peak`)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def reset_peak(device) -> None:
+    """Start a peak-memory window: CUDA's allocator peak, else the peak resident set
+    (``/proc/self/clear_refs``; the peak restarts from what is resident now)."""
+    import torch
+
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_bytes(device) -> int:
+    """Peak memory since :func:`reset_peak`: ``torch.cuda.max_memory_allocated`` on
+    CUDA (tensors only), the peak resident set of the process on the CPU."""
+    import torch
+
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device))
+    return rss_bytes("VmHWM")
 
 
 def latency_parser(doc: str, *, batch: int, steps: int, reps: int, out: str):

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 CONFIG_KEY = "cifar10.paper.data.root"
+SPLIT_SIZES = {"train": 50_000, "test": 10_000}  # images per split
 
 
 class CIFAR10Unavailable(FileNotFoundError):

@@ -25,6 +25,9 @@ from torch import Tensor
 from di4c.metrics.counts import require_samples
 
 PAPER_JUDGE = "gpt2-large"
+# the judge's architecture (HF gpt2-large config.json: n_embd, n_layer, n_head; GPT-2
+# vocabulary and context), for the cost benchmark's random-weight stand-in
+PAPER_JUDGE_SHAPE = {"n_embd": 1280, "n_layer": 36, "n_head": 20}
 JUDGE_KEY = "openwebtext.paper.models.judge.local"  # config key of a local copy
 
 
