@@ -14,6 +14,7 @@ import torch
 from di4c.config import DEFAULT_CONFIG, ConfigError, load_config, resolve
 from di4c.download import MissingWeightsError
 from di4c.metrics import gan_metrics as gm
+from di4c.metrics.image_quality import InsufficientSamplesError
 from di4c.settings import get_setting
 
 C10 = get_setting("cifar10")
@@ -191,12 +192,15 @@ def test_missing_statistics_file_names_the_key(tmp_path):
 def test_same_numbers_as_the_packages_own_functions(standin, tmp_path):
     """fid_pgm / is_pgm of uint8 images equal ``get_inception_score_and_fid`` on the
     same images as float [0, 1] (its weights from the torch hub cache, the package
-    untouched); the statistics equal ``calc_and_save_stats`` of the images as PNGs."""
+    untouched); the statistics equal those of the images as PNGs read by its
+    ``ImageDataset`` (``calc_and_save_stats``'s route; that function itself has no
+    device argument and wants CUDA)."""
     import pytorch_gan_metrics as pgm
     from PIL import Image
-    from pytorch_gan_metrics.utils import calc_and_save_stats
+    from pytorch_gan_metrics.core import get_inception_feature
+    from torch.utils.data import DataLoader
 
-    fake, real = _images(6, 1), _images(6, 2)
+    fake, real = _images(10, 1), _images(6, 2)  # IS: 10 splits, one image each
     mu, sigma = gm.compute_pgm_stats(real, tmp_path / "ours.npz", standin)
     sigma = sigma + 0.1 * np.eye(len(mu))  # a well-conditioned reference for sqrtm
     stats = gm.save_pgm_stats(tmp_path / "ref.npz", mu, sigma)
@@ -215,8 +219,10 @@ def test_same_numbers_as_the_packages_own_functions(standin, tmp_path):
         png.mkdir()
         for i, x in enumerate(real.permute(0, 2, 3, 1).numpy()):
             Image.fromarray(x).save(png / f"{i}.png")
-        calc_and_save_stats(
-            str(png), str(tmp_path / "theirs.npz"), num_workers=0, verbose=False
+        (acts,) = get_inception_feature(
+            DataLoader(pgm.ImageDataset(str(png)), batch_size=50),
+            dims=[2048],
+            device=torch.device("cpu"),
         )
     finally:
         torch.hub.set_dir(saved)
@@ -224,10 +230,7 @@ def test_same_numbers_as_the_packages_own_functions(standin, tmp_path):
     assert ours["is_pgm"] == pytest.approx(is_mean, rel=1e-6)
     assert ours["is_pgm_split_std"] == pytest.approx(is_std, rel=1e-6, abs=1e-9)
     assert ours["pgm_weights"].startswith("other sha256:")  # not the published file
-    a, b = (
-        gm.load_pgm_stats(tmp_path / "ours.npz"),
-        gm.load_pgm_stats(tmp_path / "theirs.npz"),
-    )
+    a, b = gm.load_pgm_stats(tmp_path / "ours.npz"), (acts.mean(0), np.cov(acts.T))
     assert np.allclose(a[0], b[0], atol=1e-6) and np.allclose(a[1], b[1], atol=1e-6)
 
 
@@ -244,12 +247,12 @@ def test_setting_reference_and_score_give_the_pgm_columns(standin, tmp_path):
     )
     data = tmp_path / "data"
     data.mkdir()
-    C10.prepare_data(deep_merge(cfg, {"data": {"heldout": 8}}), data)
+    C10.prepare_data(deep_merge(cfg, {"data": {"heldout": 10}}), data)
     real = C10._pgm_reference(cfg, C10.real_images(cfg, data, "train")[:8], "cpu")
     mu, sigma = (real[k].numpy() for k in gm.PGM_STATS_KEYS)
     assert mu.shape == (2048,) and sigma.shape == (2048, 2048)
     sigma = sigma + 0.1 * np.eye(2048)
-    fake = C10.real_images(cfg, data, "heldout")[:6]
+    fake = C10.real_images(cfg, data, "heldout")[:10]  # IS: 10 splits
     record = C10._pgm_score(
         cfg, fake, [torch.from_numpy(mu), torch.from_numpy(sigma)], "cpu"
     )
@@ -264,3 +267,5 @@ def test_setting_reference_and_score_give_the_pgm_columns(standin, tmp_path):
     assert record["fid_pgm_sd"] > 0
     want = gm.pgm_record(fake, mu, sigma, standin, bootstrap=2)
     assert record == want
+    with pytest.raises(InsufficientSamplesError, match="10 splits"):
+        gm.pgm_record(fake[:9], mu, sigma, standin)

@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 from di4c.artifacts import atomic_path, save_torch, sha256_file
 from di4c.config import ConfigError
 from di4c.download import MissingWeightsError, RemoteFile, fetch
+from di4c.metrics.image_quality import InsufficientSamplesError
 
 __all__ = [
     "PGM_BATCH_SIZE",
@@ -76,6 +77,7 @@ PGM_WEIGHTS = RemoteFile(
 PGM_SHA256_PREFIX = "6726825d"  # torch hub convention: the name carries it
 PGM_STATS_FILE = "cifar10.train.npz"
 PGM_BATCH_SIZE = 50  # get_inception_feature's default (and the authors' batch)
+PGM_IS_SPLITS = 10  # calculate_inception_score's default splits
 PGM_STATS_KEYS = ("pgm_mu", "pgm_sigma")  # the reference statistics in features.pt
 POOL, PROBS = 2048, 1008  # InceptionV3.BLOCK_INDEX_BY_DIM: pool3, softmax
 
@@ -408,10 +410,10 @@ def pgm_fid(pool: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
 
 
 def pgm_inception_score(probs: np.ndarray) -> tuple[float, float]:
-    """(IS, its std over splits): ``calculate_inception_score`` with its default splits."""
+    """(IS, its std over splits): ``calculate_inception_score`` with its default 10 splits."""
     from pytorch_gan_metrics.core import calculate_inception_score
 
-    mean, std = calculate_inception_score(probs, use_torch=False)
+    mean, std = calculate_inception_score(probs, PGM_IS_SPLITS, use_torch=False)
     return float(mean), float(std)
 
 
@@ -440,6 +442,12 @@ def pgm_record(
     from di4c.metrics.scoring import BOOTSTRAP_SEED, bootstrap_sd
 
     isc = "isc" in metrics
+    if isc and len(fake) < PGM_IS_SPLITS:
+        raise InsufficientSamplesError(
+            f"{len(fake)} generated images, but pytorch-gan-metrics' IS averages "
+            f"{PGM_IS_SPLITS} splits and needs >= {PGM_IS_SPLITS}; generate more "
+            "samples (config key sample.num_samples)"
+        )
     feats = pgm_features(
         fake, weights, logits=isc, device=device, batch_size=batch_size,
         weights_key=weights_key,
