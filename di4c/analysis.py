@@ -45,6 +45,8 @@ METRICS: dict[str, Metric] = {
     for m in (
         Metric("fid", "FID", False),
         Metric("fid_clean", "clean-FID", False),
+        Metric("fid_pgm", "FID (pytorch-gan-metrics)", False),
+        Metric("is_pgm", "IS (pytorch-gan-metrics)", True),
         Metric("kid", "KID", False),
         Metric("gen_ppl", "gen PPL", False),
         Metric("is", "IS", True),

@@ -95,7 +95,9 @@ class TableLayout:
     name, reference rows last); ``baseline``: the K = 1 (product) distillation row
     compared at equal compute; ``paper_names``: our model name -> the published
     value's model name; ``paper_metrics``: metrics with a ``paper_*`` column;
-    ``plot``: ``"steps"`` (metrics against N) or ``"steps+guidance"`` (also FID
+    ``paper_beside``: published metric -> the measured metric whose column (and sd)
+    its ``paper_*`` column follows (the one computed like the paper's; others sit
+    after the analysis columns); ``plot``: ``"steps"`` (metrics against N) or ``"steps+guidance"`` (also FID
     against IS over the guidance grid, as Fig. 3).
     """
 
@@ -110,13 +112,22 @@ class TableLayout:
     baseline: str | None = None
     paper_names: Mapping[str, str] = field(default_factory=dict, hash=False)
     paper_metrics: tuple[str, ...] = ()
+    paper_beside: Mapping[str, str] = field(default_factory=dict, hash=False)
     plot: str = "steps"
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The CSV columns: cell fields, each metric and its sd, the analysis, paper."""
-        measured = tuple(c for m in self.metrics for c in (m, f"{m}_sd"))
-        paper = tuple(f"paper_{m}" for m in self.paper_metrics)
+        """The CSV columns: cell fields, each metric and its sd (a ``paper_*`` column
+        right after the metric it is beside), the analysis, the other paper columns."""
+        after = {v: f"paper_{k}" for k, v in self.paper_beside.items()}
+        measured = tuple(
+            c
+            for m in self.metrics
+            for c in (m, f"{m}_sd", *([after[m]] if m in after else []))
+        )
+        paper = tuple(
+            f"paper_{m}" for m in self.paper_metrics if m not in self.paper_beside
+        )
         return CELL_FIELDS + measured + ANALYSIS_FIELDS + paper + ("paper_source",)
 
     def paper_name(self, model: str) -> str:
@@ -141,8 +152,22 @@ LAYOUTS: dict[str, TableLayout] = {
         setting="cifar10",
         title="CIFAR-10 (paper Sec. 5.1, Table 1): FID / IS against sampling steps",
         rows=ROWS_TEXT.format(primary="FID")
-        + " `fid_clean`: clean-fid's FID of the same samples (paper scale).",
-        metrics=("fid", "is", "fid_clean", "kid", "precision", "recall"),
+        + " `fid` / `is`: torch-fidelity's Inception; `fid_clean`: clean-fid's FID of "
+        "the same samples; `fid_pgm` / `is_pgm`: pytorch-gan-metrics, the tool of the "
+        "paper's Table 1 (its resize, Inception weights and CIFAR-10 train "
+        "statistics), the columns comparable with the paper: `paper_fid` / "
+        "`paper_is` sit beside them (paper scale; the mini twins score with a digit "
+        "classifier and leave these columns empty).",
+        metrics=(
+            "fid",
+            "is",
+            "fid_clean",
+            "fid_pgm",
+            "is_pgm",
+            "kid",
+            "precision",
+            "recall",
+        ),
         primary="fid",
         secondary="is",
         row_order=(
@@ -156,6 +181,7 @@ LAYOUTS: dict[str, TableLayout] = {
         baseline="student_k1",
         paper_names={"released_student": "student"},
         paper_metrics=("fid", "is"),
+        paper_beside={"fid": "fid_pgm", "is": "is_pgm"},
     ),
     "imagenet": TableLayout(
         setting="imagenet",

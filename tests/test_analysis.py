@@ -21,8 +21,8 @@ def curve(points, metric="fid", sd=None, model="teacher"):
 
 
 def test_metric_registry_directions_and_labels():
-    lower = {"fid", "kid", "gen_ppl", "fid_clean"}
-    higher = {"is", "precision", "recall", "entropy", "mauve"}
+    lower = {"fid", "kid", "gen_ppl", "fid_clean", "fid_pgm"}
+    higher = {"is", "is_pgm", "precision", "recall", "entropy", "mauve"}
     for name in lower | higher:
         assert A.get_metric(name).higher_is_better == (name in higher)
     assert A.get_metric("gen_ppl").label == "gen PPL"

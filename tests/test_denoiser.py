@@ -204,3 +204,34 @@ def test_wrong_inputs_are_refused_at_the_network_boundary():
     den, x, t = _make("dit", mixture=False)
     with pytest.raises(ValueError, match="indices must be an integer tensor"):
         den.net(x.float(), torch.zeros(B))
+
+
+@pytest.mark.parametrize("target_train_mode", [True, False])
+def test_cifar10_student_wrapper_carries_target_train_mode(target_train_mode):
+    """The CIFAR-10 setting's student wrapper passes ``train()`` / ``training`` to
+    the network, so the Di4C loss's stop-grad target pass runs in the mode
+    ``distill.target_train_mode`` asks for (train mode in the authors'
+    ``DistilChain.calc_loss``), and the gradient passes keep the caller's mode."""
+    from di4c.distill import di4c_loss
+    from di4c.processes import GaussianRateProcess
+    from di4c.settings import get_setting, paper_rules
+
+    setting = get_setting("cifar10")
+    student_net = _randomised(TauLDRUNet(TAULDR.as_student()))
+    teacher_net = _randomised(TauLDRUNet(TAULDR.as_teacher()), seed=1).eval()
+    student = setting.denoiser(student_net, {})
+    teacher = setting.denoiser(teacher_net, {})
+    calls = []
+    student_net.register_forward_hook(
+        lambda m, i, o: calls.append((o.requires_grad, m.training))
+    )
+    process = GaussianRateProcess(S=TAULDR.S, rate_sigma=1.0)
+    rules = paper_rules("cifar10", K=2, target_train_mode=target_train_mode)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randint(0, TAULDR.S, (B, TAULDR.num_dims), generator=g)
+    student.train()
+    di4c_loss(student, teacher, process, x0, rules, torch.Generator().manual_seed(1))
+    target = [mode for grad, mode in calls if not grad]
+    assert target == [target_train_mode]  # the one stop-grad target pass
+    assert all(mode for grad, mode in calls if grad)  # the trained passes
+    assert student.training and student_net.training  # mode restored

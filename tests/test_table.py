@@ -13,9 +13,9 @@ from di4c.tables import LAYOUTS, paper_value
 
 CIFAR_COLUMNS = (
     "model,steps,teacher_last,guidance,noise,nfe,num_samples,fid,fid_sd,is,is_sd,"
-    "fid_clean,fid_clean_sd,kid,kid_sd,precision,precision_sd,recall,recall_sd,"
-    "teacher,teacher_equiv_steps,speedup,vs_teacher_n,vs_teacher_2n,paper_fid,"
-    "paper_is,paper_source"
+    "fid_clean,fid_clean_sd,fid_pgm,fid_pgm_sd,paper_fid,is_pgm,is_pgm_sd,paper_is,"
+    "kid,kid_sd,precision,precision_sd,recall,recall_sd,"
+    "teacher,teacher_equiv_steps,speedup,vs_teacher_n,vs_teacher_2n,paper_source"
 )
 IMAGENET_COLUMNS = (
     "model,steps,teacher_last,guidance,noise,nfe,num_samples,fid,fid_sd,is,is_sd,"
@@ -75,15 +75,21 @@ def run(tmp_path, setting, scale, recs, teacher_of, rows=None, out="t.csv"):
     return header, rows_out, md, meta
 
 
-def cifar_records(scale="mini"):
+def cifar_records(scale="mini", pgm=False):
+    """Table 1 cells; with ``pgm`` also pytorch-gan-metrics' columns (paper scale)."""
     fid = {
         "teacher": {10: (32.0, 0.5), 20: (12.0, 0.5), 40: (8.0, 0.5)},
         "student": {10: (20.0, 0.5), 20: (9.0, 0.5)},
         "released_student": {10: (21.0, 0.5)},
         "student_k1": {10: (31.0, 0.5)},
     }
+    extra = lambda v, n: (  # noqa: E731
+        {"fid_pgm": (v[0] + 1, 0.4), "is_pgm": (6.0 + n / 10, 0.2)} if pgm else {}
+    )
     recs = [
-        cell("cifar10", scale, m, n, {"fid": v, "is": (5.0 + n / 10, 0.1)})
+        cell(
+            "cifar10", scale, m, n, {"fid": v, "is": (5.0 + n / 10, 0.1)} | extra(v, n)
+        )
         for m, pts in fid.items()
         for n, v in pts.items()
     ]
@@ -135,7 +141,7 @@ def test_cifar10_table_end_to_end(tmp_path):
     notes = analysis.note_lines(recs + real, LAYOUTS["cifar10"], CIFAR_TEACHER_OF)
     assert "## Notes" in md and all(f"- {line}" in md for line in notes)
     assert "student N=10: FID 20.00 +- 0.50; vs teacher N=10: better beyond" in md
-    assert "| real | 0 |" in md and "paper_fid" not in md  # empty columns dropped
+    assert "| real | 0 |" in md and "| paper_fid |" not in md  # empty columns dropped
     assert meta["notes"] == notes and meta["config"]["teacher_of"] == CIFAR_TEACHER_OF
     assert set(meta["inputs"]) == {f"metrics_{i}" for i in range(len(recs))} | {
         "reference_rows"
@@ -144,8 +150,8 @@ def test_cifar10_table_end_to_end(tmp_path):
 
 
 def test_paper_scale_attaches_only_transcribed_values(tmp_path):
-    _, rows, md, _ = run(
-        tmp_path, "cifar10", "paper", cifar_records("paper"), CIFAR_TEACHER_OF
+    header, rows, md, _ = run(
+        tmp_path, "cifar10", "paper", cifar_records("paper", pgm=True), CIFAR_TEACHER_OF
     )
     got = {(r["model"], r["steps"]): r for r in rows}
     assert got[("teacher", "10")]["paper_fid"] == "32.61"
@@ -159,6 +165,15 @@ def test_paper_scale_attaches_only_transcribed_values(tmp_path):
     )
     assert all(r["paper_is"] == "" for r in rows)  # IS was not transcribed
     assert "| paper_fid |" in md and "| 32.61 |" in md
+    # the paper's value sits beside the column computed with the paper's tool
+    # (pytorch-gan-metrics), torch-fidelity's and clean-fid's columns kept before it
+    assert "fid_clean,fid_clean_sd,fid_pgm,fid_pgm_sd,paper_fid,is_pgm" in header
+    assert "| fid_pgm | fid_pgm_sd | paper_fid | is_pgm | is_pgm_sd |" in md
+    assert (got[("teacher", "10")]["fid_pgm"], got[("teacher", "10")]["fid"]) == (
+        "33",
+        "32",
+    )
+    assert "`paper_fid` / `paper_is` sit beside them" in md
 
 
 def test_imagenet_table_groups_by_guidance(tmp_path):

@@ -29,6 +29,8 @@ MANIFESTS = (
     Path(__file__).parent / "fixtures" / "manifests"
 )  # copies of the reference manifests
 TOL = 1e-4
+PROB_TOL = 1e-5  # bin probabilities exp(logits): well-conditioned
+LOGIT_TOL = 0.05  # far-tail logits: log of a ~1e-6 bin mass amplifies kernel rounding
 CASES = ["teacher_s256", "student_s256", "teacher_s17", "student_s17"]
 
 
@@ -71,6 +73,19 @@ def _bare_ema(case) -> dict[str, torch.Tensor]:
     if "state_dict" in case:
         return raw
     return dict(zip(raw, case["container"]["model"]["ema_shadow_params"], strict=True))
+
+
+def _assert_logits_close(got: torch.Tensor, want: torch.Tensor) -> None:
+    """The head's bin probabilities match tightly, its logits loosely.
+
+    A logit is the log of a truncated-logistic bin mass (paper Sec. 5.1 teacher);
+    where that mass is ~1e-6 a rounding change of the CPU kernels (e.g.
+    ``ATEN_CPU_CAPABILITY=default``) moves the logit by ~1e-2 while the probability
+    moves by ~1e-6, so the well-conditioned comparison is in probability space.
+    """
+    assert got.shape == want.shape
+    assert (got.exp() - want.exp()).abs().max() < PROB_TOL
+    assert (got - want).abs().max() < LOGIT_TOL
 
 
 def _net(cfg, weights) -> TauLDRUNet:
@@ -129,8 +144,7 @@ def test_eval_logits_match_authors(ref, name):
         logits = net(x, t, lam)
         feats = net.features(x, t, lam)
         logits4 = net(x.view(x.shape[0], *net.config.image_shape), t, lam)
-    assert logits.shape == case["eval_logits"].shape
-    assert (logits - case["eval_logits"]).abs().max() < TOL
+    _assert_logits_close(logits, case["eval_logits"])
     assert (feats - case["eval_features"]).abs().max() < TOL
     assert torch.equal(logits4.reshape(logits.shape), logits)
     if lam is not None:  # (B,) and (B, 1) lambdas are the same input
@@ -157,7 +171,7 @@ def test_fix_logistic_head_matches_authors(ref):
     net = _net(cfg, _bare_raw(case)).eval()
     with torch.no_grad():
         logits = net(case["x"], case["t"])
-    assert (logits - case["eval_logits_fix_logistic"]).abs().max() < TOL
+    _assert_logits_close(logits, case["eval_logits_fix_logistic"])
 
 
 def test_head_mass_telescopes(ref):
@@ -223,7 +237,7 @@ def test_student_container_from_authors_loads_ema(ref, tmp_path):
         assert torch.equal(v, ema[k]), k
     with torch.no_grad():
         logits = student(case["x"], case["t"], case["lam"])
-    assert (logits - case["eval_logits"]).abs().max() < TOL
+    _assert_logits_close(logits, case["eval_logits"])
 
 
 @pytest.mark.parametrize("weights", ["raw", "ema"])

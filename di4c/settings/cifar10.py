@@ -35,6 +35,7 @@ TRAIN = "sony/di4c tauldr/train_distil.py"
 LOSS = "sony/di4c tauldr/lib/losses/losses.py: DistilChain.calc_loss"
 SAMPLE = "sony/di4c tauldr/scripts/distil_sample.py"
 CLEAN_FID_KEY = "clean_fid"  # clean-fid features of the reference in features.pt
+PGM = "sony/di4c tauldr/README.md: paper FID / IS by pytorch-image-generation-metrics"
 
 PAPER = {
     "device": "auto",
@@ -135,6 +136,16 @@ PAPER = {
         "clean_fid_extractor": "inception",
         "clean_fid_max_samples": 0,
         "weights_path": None,  # local torch-fidelity Inception weights (offline)
+        # the paper's own tool (fid_pgm / is_pgm, beside paper_fid / paper_is)
+        "pgm": C(True, f"{PGM} (PyPI pytorch-gan-metrics)"),
+        "pgm_weights_path": None,  # local pt_inception-2015-12-05-6726825d.pth
+        "pgm_stats_path": C(
+            None,
+            f"{PGM}: FID statistics of CIFAR-10 train",
+            published="its cifar10.train.npz",
+            reason="a manual download; null computes the same statistics from "
+            "metrics.reference (the package's calc_and_save_stats protocol)",
+        ),
         "bootstrap": 10,
         "batch_size": 256,
     },
@@ -364,33 +375,60 @@ class Cifar10(ImageScoring, Setting):
             yield levels_to_uint8(x[i : i + 5000].view(-1, *shape), S)
 
     def reference(self, cfg: dict, data_dir: Path, models: dict, device):
-        """The reference features, plus clean-fid's features of the same reference
-        images (at most ``clean_fid_max_samples``) where ``clean_fid_extractor`` is
-        set: the table's second FID column, ``fid_clean`` (paper scale)."""
+        """The reference features, plus the paper-scale extras of the same reference
+        images: clean-fid's features (at most ``clean_fid_max_samples``) where
+        ``clean_fid_extractor`` is set (column ``fid_clean``), and pytorch-gan-metrics'
+        FID statistics where ``pgm`` is on (columns ``fid_pgm`` / ``is_pgm``): read
+        from ``pgm_stats_path``, or computed by its protocol when that is null."""
         real, rows = super().reference(cfg, data_dir, models, device)
         m = cfg["metrics"]
+        if m["clean_fid_extractor"] == "none" and not m["pgm"]:
+            return real, rows
+        images = self.real_images(cfg, data_dir, m["reference"])
         if m["clean_fid_extractor"] != "none":
             from di4c.metrics.image_quality import clean_fid_features
 
-            images = self.real_images(cfg, data_dir, m["reference"])
             cap = m["clean_fid_max_samples"] or len(images)
             feats = clean_fid_features(
                 images[:cap], feature_extractor=m["clean_fid_extractor"]
             )
             real = real | {CLEAN_FID_KEY: torch.from_numpy(feats)}
+        if m["pgm"]:
+            real = real | self._pgm_reference(cfg, images, device)
         return real, rows
 
+    def _pgm_reference(self, cfg: dict, images, device) -> dict:
+        from di4c.metrics import gan_metrics as gm
+
+        m = cfg["metrics"]
+        key = f"{self.name}.paper.metrics"
+        if m["pgm_stats_path"]:
+            mu, sigma = gm.load_pgm_stats(m["pgm_stats_path"], f"{key}.pgm_stats_path")
+        else:
+            weights = gm.pgm_weights_file(
+                m["pgm_weights_path"], f"{key}.pgm_weights_path"
+            )
+            mu, sigma = gm.compute_pgm_stats(images, None, weights, device=device)
+        return dict(zip(gm.PGM_STATS_KEYS, map(torch.from_numpy, (mu, sigma))))
+
     def score(self, cfg: dict, samples: dict, models: dict, real: dict, device) -> dict:
-        """The cell's record; with clean-fid reference features, also ``fid_clean``
-        of the first ``clean_fid_max_samples`` (0: all) samples."""
+        """The cell's record; with clean-fid reference features also ``fid_clean`` of
+        the first ``clean_fid_max_samples`` (0: all) samples; with ``pgm`` on also
+        ``fid_pgm`` / ``is_pgm`` (pytorch-gan-metrics, the paper's tool) and their sd."""
+        from di4c.metrics.gan_metrics import PGM_STATS_KEYS
+
         real = dict(real)
         clean_ref = real.pop(CLEAN_FID_KEY, None)
+        pgm_ref = [real.pop(k, None) for k in PGM_STATS_KEYS]
         record = super().score(cfg, samples, models, real, device)
         m = cfg["metrics"]
-        if clean_ref is not None and m["clean_fid_extractor"] != "none":
+        use_clean = clean_ref is not None and m["clean_fid_extractor"] != "none"
+        if not (use_clean or m["pgm"]):
+            return record
+        fake = torch.cat(list(self.decode(cfg, samples, models, device)))
+        if use_clean:
             from di4c.metrics.image_quality import clean_fid
 
-            fake = torch.cat(list(self.decode(cfg, samples, models, device)))
             n = m["clean_fid_max_samples"] or len(fake)
             record["fid_clean"] = clean_fid(
                 fake[:n],
@@ -398,7 +436,32 @@ class Cifar10(ImageScoring, Setting):
                 feature_extractor=m["clean_fid_extractor"],
             )
             record["fid_clean_samples"] = min(n, len(fake))
+        if m["pgm"]:
+            record.update(self._pgm_score(cfg, fake, pgm_ref, device))
         return record
+
+    def _pgm_score(self, cfg: dict, fake, pgm_ref, device) -> dict:
+        from di4c.metrics import gan_metrics as gm
+
+        if any(v is None for v in pgm_ref):
+            raise ConfigError(
+                "the reference features hold no pytorch-gan-metrics statistics while "
+                "metrics.pgm is on; rerun the reference step with this configuration"
+            )
+        m = cfg["metrics"]
+        key = f"{self.name}.paper.metrics.pgm_weights_path"
+        weights = gm.pgm_weights_file(m["pgm_weights_path"], key)
+        mu, sigma = (v.numpy() for v in pgm_ref)
+        return gm.pgm_record(
+            fake,
+            mu,
+            sigma,
+            weights,
+            metrics=m["metrics"],
+            bootstrap=m["bootstrap"],
+            device=device,
+            weights_key=key,
+        )
 
     def floor_rows(self, cfg, data_dir, models, reference):
         """Mini: held-out real digits scored against the training digits (the floor)."""
