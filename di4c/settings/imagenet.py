@@ -387,6 +387,7 @@ class ImageNet(ImageScoring, Setting):
             path = fetch_pinned(rf, spec.get(key), pins)
             read[role] = check(path)
             paths[role] = str(Path(path).resolve())
+        network = None
         if name == "vq":
             kind = "tokenizer"
         else:  # a student given as the teacher (or the reverse) fails here, not later
@@ -400,8 +401,15 @@ class ImageNet(ImageScoring, Setting):
                     f"{name!r}, found a {kind} one; check config key "
                     f"imagenet.paper.models.{name}.local"
                 )
+            # the shapes give the network (the paper's for the published files)
+            network = read["weights"].config.to_dict()
         return ModelCard(
-            name=name, setting=self.name, kind=kind, source=spec["source"], files=paths
+            name=name,
+            setting=self.name,
+            kind=kind,
+            source=spec["source"],
+            files=paths,
+            network=network,
         )
 
     def build_teacher(self, cfg: dict, data_dir: Path, seed: int):

@@ -26,10 +26,11 @@ else. Files are read with :func:`di4c.checkpoints.load_container`.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ __all__ = [
     "CONFIG_KEY_VQGAN_CKPT",
     "CONFIG_KEY_VQGAN_YAML",
     "at_revision",
+    "config_from_state_dict",
     "HF_REPO",
     "HF_REVISION",
     "STUDENT_FILE",
@@ -251,6 +253,15 @@ class TransformerCheckpoint:
         """True when the weights include the Di4C ``latent_projection``."""
         return any(k.startswith(_STUDENT_ONLY_PREFIX) for k in self.state_dict)
 
+    @property
+    def config(self) -> MaskGITConfig:
+        """The network configuration read off the tensor shapes
+        (:func:`config_from_state_dict`; heads and nclass: the paper's)."""
+        try:
+            return config_from_state_dict(self.state_dict)
+        except (CheckpointFormatError, ValueError) as e:
+            raise CheckpointFormatError(f"{self.path}: {e}") from e
+
 
 def read_transformer_checkpoint(path: str | os.PathLike) -> TransformerCheckpoint:
     """Read a transformer ``.pth`` dict; raise naming the file if it is not one.
@@ -287,6 +298,43 @@ def read_transformer_checkpoint(path: str | os.PathLike) -> TransformerCheckpoin
     )
 
 
+def config_from_state_dict(
+    sd: Mapping[str, Tensor], base: MaskGITConfig = PAPER_TEACHER_CONFIG
+) -> MaskGITConfig:
+    """The :class:`MaskGITConfig` a transformer state_dict was built with.
+
+    The shapes fix ``hidden_dim`` (``tok_emb``), ``depth`` (``transformer.layers.*``),
+    ``mlp_dim``, the token grid and so ``img_size`` (``bias``: (N + 1, V)),
+    ``latent_feature_dim`` and ``is_student`` (``latent_projection.*``). They do not
+    fix ``heads`` (the packed in-projection is (3H, H) for any head count), the
+    split of V = codebook + 1 + nclass + 1 (taken with ``base.nclass``) or
+    ``dropout``: those come from ``base`` (the paper's values by default).
+    """
+    layers = {int(k.split(".")[2]) for k in sd if k.startswith("transformer.layers.")}
+    v, h = sd["tok_emb.weight"].shape
+    n = sd["bias"].shape[0] - 1
+    grid = math.isqrt(n)
+    mlp = sd.get("transformer.layers.0.1.fn.net.0.weight")
+    lat = sd.get("latent_projection.0.weight")
+    if grid * grid != n or not layers or mlp is None:
+        raise CheckpointFormatError(
+            f"not a MaskTransformer state_dict: {n} image tokens (not a square grid) "
+            f"or no transformer layers"
+        )
+    return replace(
+        base,
+        img_size=16 * grid,
+        hidden_dim=int(h),
+        codebook_size=int(v) - base.nclass - 2,
+        depth=max(layers) + 1,
+        mlp_dim=int(mlp.shape[0]),
+        is_student=lat is not None,
+        latent_feature_dim=int(lat.shape[1])
+        if lat is not None
+        else base.latent_feature_dim,
+    )
+
+
 def _as_checkpoint(
     src: str | os.PathLike | TransformerCheckpoint,
 ) -> TransformerCheckpoint:
@@ -313,7 +361,7 @@ def teacher_from_checkpoint(
     network would silently drop its lambda path.
     """
     ckpt = _as_checkpoint(src)
-    cfg = (config or PAPER_TEACHER_CONFIG).as_teacher()
+    cfg = (config or ckpt.config).as_teacher()
     if ckpt.is_student:
         raise CheckpointFormatError(
             f"{ckpt.path}: holds a Di4C student (latent_projection.*); load it with "
@@ -331,7 +379,7 @@ def student_from_checkpoint(
 ) -> MaskTransformer:
     """Di4C student (eval mode) from a student ``.pth`` (all keys required)."""
     ckpt = _as_checkpoint(src)
-    cfg = (config or PAPER_STUDENT_CONFIG).as_student()
+    cfg = (config or ckpt.config).as_student()
     if not ckpt.is_student:
         raise CheckpointFormatError(
             f"{ckpt.path}: has no latent_projection.* entries, so it is a teacher "
@@ -357,7 +405,7 @@ def init_student_from_teacher(
     from the teacher). Returned in eval mode; call ``.train()`` to train.
     """
     ckpt = _as_checkpoint(src)
-    cfg = (config or PAPER_STUDENT_CONFIG).as_student()
+    cfg = (config or ckpt.config).as_student()
     if ckpt.is_student:
         raise CheckpointFormatError(
             f"{ckpt.path}: already a Di4C student; use student_from_checkpoint"
