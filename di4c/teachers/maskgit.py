@@ -46,7 +46,6 @@ from di4c.checkpoints import (
 )
 from di4c.download import RemoteFile, fetch
 from di4c.networks.maskgit import (
-    PAPER_STUDENT_CONFIG,
     PAPER_TEACHER_CONFIG,
     MaskGITConfig,
     MaskTransformer,
@@ -321,6 +320,11 @@ def config_from_state_dict(
             f"not a MaskTransformer state_dict: {n} image tokens (not a square grid) "
             f"or no transformer layers"
         )
+    if v - base.nclass - 2 < 1:
+        raise CheckpointFormatError(
+            f"the token table has {v} rows, too few for {base.nclass} classes; the "
+            "class count is not in the file: pass the network config"
+        )
     return replace(
         base,
         img_size=16 * grid,
@@ -355,7 +359,8 @@ def teacher_from_checkpoint(
     *,
     device: torch.device | str | None = None,
 ) -> MaskTransformer:
-    """Teacher network (eval mode) from a transformer ``.pth``.
+    """Teacher network (eval mode) from a transformer ``.pth``; without ``config``
+    the network is read off the file (:func:`config_from_state_dict`).
 
     A file holding ``latent_projection.*`` (a Di4C student) is refused: a teacher
     network would silently drop its lambda path.
@@ -377,7 +382,8 @@ def student_from_checkpoint(
     *,
     device: torch.device | str | None = None,
 ) -> MaskTransformer:
-    """Di4C student (eval mode) from a student ``.pth`` (all keys required)."""
+    """Di4C student (eval mode) from a student ``.pth`` (all keys required; the
+    network read off the file unless ``config`` is given)."""
     ckpt = _as_checkpoint(src)
     cfg = (config or ckpt.config).as_student()
     if not ckpt.is_student:
