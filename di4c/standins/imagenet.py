@@ -29,12 +29,14 @@ file under ``out``                         stands for (read by)
 Reductions from the paper (every one set in ``standins`` and listed in the
 rehearsal layer; nothing else differs):
 
-- MaskGIT transformer: ``depth`` 24 -> ``standins.maskgit.depth`` (2): one forward
-  of the 24-layer network takes ~6 s per sample on this project's CPUs and the
-  rehearsal runs ~600 of them. Width (768, 16 heads, MLP 3072), the 16 x 16 grid,
-  the 1024 + 1 + 1000 + 1 token table and the student's lambda path are the
-  paper's. The loaders read the network off the file
-  (:func:`di4c.teachers.maskgit.config_from_state_dict`), so no config is written.
+- MaskGIT transformer (``standins.maskgit``): ``depth`` 24 -> 2, ``hidden_dim`` 768
+  -> 256, ``mlp_dim`` 3072 -> 1024. One forward of the paper network takes ~6 s per
+  sample on the project's 2 CPU cores and the rehearsal's 38 cells need ~3,800
+  sample-forwards; at this size ~0.1 s. Heads (16), dropout, the 16 x 16 grid, the
+  1024 + 1 + 1000 + 1 token table, the tied head and the student's lambda path (128
+  features) are the paper's. The loaders read the network off the file
+  (:func:`di4c.teachers.maskgit.config_from_state_dict`: heads and the class count
+  are the paper's), so no network config is written anywhere.
 - VQGAN: ``ch`` 128 -> 32 and ``num_res_blocks`` 2 -> 1
   (``standins.vqgan``): a 256 px decode takes ~10 s at the paper size, ~2 s here.
   Five levels (f16), 256 px, attention at 16, ``z_channels`` / ``embed_dim`` 256 and
@@ -67,19 +69,11 @@ import torch
 from di4c.artifacts import atomic_path, save_torch
 from di4c.networks.maskgit import PAPER_TEACHER_CONFIG, MaskTransformer
 from di4c.networks.vqgan import PAPER_VQGAN_CONFIG, VQModel
+from di4c.standins import generator, local_path
 
-__all__ = ["FILES", "NUM_CLASSES", "build", "wnids"]
+__all__ = ["NUM_CLASSES", "build", "wnids"]
 
 NUM_CLASSES = 1000
-# role -> path under the stand-ins folder (the rehearsal layer's local-copy keys)
-FILES = {
-    "teacher": "maskgit/MaskGIT_ImageNet_256.pth",
-    "vq_ckpt": "vqgan/last.ckpt",
-    "vq_yaml": "vqgan/model.yaml",
-    "released": "zenodo/maskgit-di4c-d.pth",
-    "data": "imagenet",
-    "inception": "inception/weights-inception-2015-12-05-6726825d.pth",
-}
 # a few of the entries a taming VQLPIPSWithDiscriminator run leaves in last.ckpt
 # (perceptual head, discriminator): the loaders must ignore them
 _LOSS_ENTRIES = {
@@ -133,7 +127,8 @@ def _write_images(root: Path, opts: dict, seed: int) -> list[Path]:
 
 
 def build(cfg: dict[str, Any], out: Path, seed: int = 0) -> list[Path]:
-    """Write the ImageNet stand-ins under ``out``; return the files written."""
+    """Write the ImageNet stand-ins where the config's local-copy keys point (inside
+    ``out``); return the files written."""
     from di4c.metrics.image_quality import fidhelper_as_fidelity_state_dict
     from di4c.teachers.maskgit import (
         init_student_from_teacher,
@@ -142,25 +137,39 @@ def build(cfg: dict[str, Any], out: Path, seed: int = 0) -> list[Path]:
         write_vqgan_yaml,
     )
 
-    opts = cfg["standins"]
-    out = Path(out)
-    paths = {role: out / rel for role, rel in FILES.items()}
+    opts, models = cfg["standins"], cfg["models"]
+    where = {  # role -> (config value, config key)
+        "vq_ckpt": (models["vq"].get("local_ckpt"), "models.vq.local_ckpt"),
+        "vq_yaml": (models["vq"].get("local_yaml"), "models.vq.local_yaml"),
+        "teacher": (models["teacher"].get("local"), "models.teacher.local"),
+        "released": (models["released"].get("local"), "models.released.local"),
+        "inception": (cfg["metrics"].get("weights_path"), "metrics.weights_path"),
+        "data": (cfg["data"].get("root"), "data.root"),
+    }
+    paths = {
+        role: local_path(value, out, f"imagenet.rehearsal.{key}")
+        for role, (value, key) in where.items()
+    }
+
+    def seed_of(name: str) -> int:
+        return int(generator(seed, name).initial_seed())
 
     vq_cfg = replace(PAPER_VQGAN_CONFIG, **opts["vqgan"])
-    vq = _seeded(seed, lambda: VQModel(vq_cfg))
-    gen = torch.Generator().manual_seed(seed + 1)
+    vq = _seeded(seed_of("vq"), lambda: VQModel(vq_cfg))
+    gen = generator(seed, "vq_loss")
     loss = {k: torch.randn(s, generator=gen) for k, s in _LOSS_ENTRIES.items()}
     save_vqgan_checkpoint(paths["vq_ckpt"], vq, extra_state=loss)
     write_vqgan_yaml(paths["vq_yaml"], vq_cfg)
 
-    teacher = _teacher(dict(opts["maskgit"]), vq_cfg.n_embed, seed + 2)
+    teacher = _teacher(dict(opts["maskgit"]), vq_cfg.n_embed, seed_of("teacher"))
     save_transformer_checkpoint(paths["teacher"], teacher)
     # the released student: the teacher file plus a fresh lambda path, as the
     # authors' Di4C run starts (their fine-tuning is what the rehearsal cannot give)
-    student = init_student_from_teacher(paths["teacher"], seed=seed + 3)
+    student = init_student_from_teacher(paths["teacher"], seed=seed_of("released"))
     save_transformer_checkpoint(paths["released"], student)
 
-    save_torch(paths["inception"], fidhelper_as_fidelity_state_dict(seed + 4))
-    images = _write_images(paths["data"], opts["images"], seed + 5)
+    inception = fidhelper_as_fidelity_state_dict(seed_of("inception"))
+    save_torch(paths["inception"], inception)
+    images = _write_images(paths["data"], opts["images"], seed_of("images"))
     files = [paths[r] for r in ("vq_ckpt", "vq_yaml", "teacher", "released")]
     return [*files, paths["inception"], *images]
