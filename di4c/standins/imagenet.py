@@ -31,8 +31,8 @@ rehearsal layer; nothing else differs):
 
 - MaskGIT transformer (``standins.maskgit``): ``depth`` 24 -> 2, ``hidden_dim`` 768
   -> 256, ``mlp_dim`` 3072 -> 1024. One forward of the paper network takes ~6 s per
-  sample on the project's 2 CPU cores and the rehearsal's 38 cells need ~3,800
-  sample-forwards (~3,600 rows). Heads (16), dropout, the 16 x 16 grid, the
+  sample on the project's 2 CPU cores and the rehearsal's 38 cells need ~3,600
+  (10 samples, CFG doubling the rows). Heads (16), dropout, the 16 x 16 grid, the
   1024 + 1 + 1000 + 1 token table, the tied head and the student's lambda path (128
   features) are the paper's. The loaders read the network off the file
   (:func:`di4c.teachers.maskgit.config_from_state_dict`: heads and the class count
