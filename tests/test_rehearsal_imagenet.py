@@ -84,7 +84,7 @@ def test_fetch_step_reads_the_reduced_networks_off_the_files(built, monkeypatch)
     for model in ("teacher", "released", "vq"):
         folder = results / "fetched" / model
         fetch_step.cli(["--setting", "imagenet", "--scale", "rehearsal", "--model", model,
-                        "--set", f"results_dir={results}", "--out-dir", str(folder)])  # fmt: skip
+                        "--config", json.dumps(cfg), "--out-dir", str(folder)])  # fmt: skip
         cards[model] = read_card(folder)
     assert [c.kind for c in cards.values()] == ["product", "mixture", "tokenizer"]
     want = dataclasses.replace(PAPER_TEACHER_CONFIG, **cfg["standins"]["maskgit"])
@@ -178,7 +178,7 @@ def test_inception_file_is_fidhelpers_pool_in_torch_fidelitys_layout(built):
                             weights_path=cfg["metrics"]["weights_path"])  # fmt: skip
     ref = extract_features(x, "inception-v3-fidhelper", ("fid",))["2048"]
     assert ours["logits_unbiased"].shape == (2, 1008)
-    assert torch.allclose(ours["2048"], ref, atol=1e-5)
+    assert torch.allclose(ours["2048"].double(), ref.double(), atol=1e-5)
 
 
 # ------------------------------------------------------------------ end to end
