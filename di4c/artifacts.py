@@ -74,26 +74,35 @@ def write_error(path: str | os.PathLike, e: BaseException) -> WriteError:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, suffix: str | None = None, keep_name: bool = False
+) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is untouched; an
     error of the storage (a full disk, a quota, permissions) becomes a
     :class:`WriteError`. ``suffix`` defaults to the final suffix so libraries that
-    sniff extensions (matplotlib, torch) see the right one.
+    sniff extensions (matplotlib, torch) see the right one. ``keep_name``: the
+    temporary file has ``path``'s own name, in a private sibling folder, for writers
+    that record the file name in the file (``torch.save`` names its zip records
+    after the file), so two writes of the same object are byte-identical.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.",
-            suffix=suffix or path.suffix + ".tmp",
-            dir=path.parent,
-        )
-        os.close(fd)
+        if keep_name:
+            folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            tmp_path = folder / path.name
+        else:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{path.name}.",
+                suffix=suffix or path.suffix + ".tmp",
+                dir=path.parent,
+            )
+            os.close(fd)
+            tmp_path = Path(tmp)
     except OSError as e:
         raise write_error(path, e) from e
-    tmp_path = Path(tmp)
     try:
         yield tmp_path
         try:
@@ -107,6 +116,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         if storage and not isinstance(e, WriteError):
             raise write_error(path, e) from e
         raise
+    finally:
+        if keep_name:
+            with contextlib.suppress(OSError):
+                tmp_path.parent.rmdir()
 
 
 class ArtifactError(ValueError):

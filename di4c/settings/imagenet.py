@@ -402,6 +402,7 @@ class ImageNet(ImageScoring, Setting):
             path = fetch_pinned(rf, spec.get(key), pins)
             read[role] = check(path)
             paths[role] = str(Path(path).resolve())
+        network = None
         if name == "vq":
             kind = "tokenizer"
         else:  # a student given as the teacher (or the reverse) fails here, not later

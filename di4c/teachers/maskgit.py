@@ -26,10 +26,11 @@ else. Files are read with :func:`di4c.checkpoints.load_container`.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,6 @@ from di4c.checkpoints import (
 )
 from di4c.download import RemoteFile, fetch
 from di4c.networks.maskgit import (
-    PAPER_STUDENT_CONFIG,
     PAPER_TEACHER_CONFIG,
     MaskGITConfig,
     MaskTransformer,
@@ -63,6 +63,7 @@ __all__ = [
     "CONFIG_KEY_VQGAN_CKPT",
     "CONFIG_KEY_VQGAN_YAML",
     "at_revision",
+    "config_from_state_dict",
     "HF_REPO",
     "HF_REVISION",
     "STUDENT_FILE",
@@ -275,6 +276,15 @@ class TransformerCheckpoint:
         """True when the weights include the Di4C ``latent_projection``."""
         return any(k.startswith(_STUDENT_ONLY_PREFIX) for k in self.state_dict)
 
+    @property
+    def config(self) -> MaskGITConfig:
+        """The network configuration read off the tensor shapes
+        (:func:`config_from_state_dict`; heads and nclass: the paper's)."""
+        try:
+            return config_from_state_dict(self.state_dict)
+        except (CheckpointFormatError, ValueError) as e:
+            raise CheckpointFormatError(f"{self.path}: {e}") from e
+
 
 def read_transformer_checkpoint(path: str | os.PathLike) -> TransformerCheckpoint:
     """Read a transformer ``.pth`` dict; raise naming the file if it is not one.
@@ -326,7 +336,52 @@ def _config(
             raise CheckpointFormatError(
                 f"{ckpt.path}: its embedded network configuration is invalid ({e})"
             ) from e
-    return paper, "the paper's MaskGIT transformer"
+    try:  # read off the tensor shapes (heads and class count: the paper's)
+        return ckpt.config, None
+    except CheckpointFormatError:
+        return paper, "the paper's MaskGIT transformer"
+
+
+def config_from_state_dict(
+    sd: Mapping[str, Tensor], base: MaskGITConfig = PAPER_TEACHER_CONFIG
+) -> MaskGITConfig:
+    """The :class:`MaskGITConfig` a transformer state_dict was built with.
+
+    The shapes fix ``hidden_dim`` (``tok_emb``), ``depth`` (``transformer.layers.*``),
+    ``mlp_dim``, the token grid and so ``img_size`` (``bias``: (N + 1, V)),
+    ``latent_feature_dim`` and ``is_student`` (``latent_projection.*``). They do not
+    fix ``heads`` (the packed in-projection is (3H, H) for any head count), the
+    split of V = codebook + 1 + nclass + 1 (taken with ``base.nclass``) or
+    ``dropout``: those come from ``base`` (the paper's values by default).
+    """
+    layers = {int(k.split(".")[2]) for k in sd if k.startswith("transformer.layers.")}
+    v, h = sd["tok_emb.weight"].shape
+    n = sd["bias"].shape[0] - 1
+    grid = math.isqrt(n)
+    mlp = sd.get("transformer.layers.0.1.fn.net.0.weight")
+    lat = sd.get("latent_projection.0.weight")
+    if grid * grid != n or not layers or mlp is None:
+        raise CheckpointFormatError(
+            f"not a MaskTransformer state_dict: {n} image tokens (not a square grid) "
+            f"or no transformer layers"
+        )
+    if v - base.nclass - 2 < 1:
+        raise CheckpointFormatError(
+            f"the token table has {v} rows, too few for {base.nclass} classes; the "
+            "class count is not in the file: pass the network config"
+        )
+    return replace(
+        base,
+        img_size=16 * grid,
+        hidden_dim=int(h),
+        codebook_size=int(v) - base.nclass - 2,
+        depth=max(layers) + 1,
+        mlp_dim=int(mlp.shape[0]),
+        is_student=lat is not None,
+        latent_feature_dim=int(lat.shape[1])
+        if lat is not None
+        else base.latent_feature_dim,
+    )
 
 
 def _as_checkpoint(
@@ -349,7 +404,8 @@ def teacher_from_checkpoint(
     *,
     device: torch.device | str | None = None,
 ) -> MaskTransformer:
-    """Teacher network (eval mode) from a transformer ``.pth``.
+    """Teacher network (eval mode) from a transformer ``.pth``; without ``config``
+    the network is read off the file (:func:`config_from_state_dict`).
 
     A file holding ``latent_projection.*`` (a Di4C student) is refused: a teacher
     network would silently drop its lambda path.
@@ -374,7 +430,8 @@ def student_from_checkpoint(
     *,
     device: torch.device | str | None = None,
 ) -> MaskTransformer:
-    """Di4C student (eval mode) from a student ``.pth`` (all keys required)."""
+    """Di4C student (eval mode) from a student ``.pth`` (all keys required; the
+    network read off the file unless ``config`` is given)."""
     ckpt = _as_checkpoint(src)
     cfg, assumed = _config(ckpt, config, PAPER_STUDENT_CONFIG)
     cfg = cfg.as_student()
