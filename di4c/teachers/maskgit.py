@@ -50,6 +50,7 @@ from di4c.checkpoints import (
 )
 from di4c.download import RemoteFile, fetch
 from di4c.networks.maskgit import (
+    PAPER_STUDENT_CONFIG,
     PAPER_TEACHER_CONFIG,
     MaskGITConfig,
     MaskTransformer,
