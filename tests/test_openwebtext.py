@@ -10,7 +10,6 @@ every sample a step writes is checked against a direct call of the ancestral sam
 from __future__ import annotations
 
 import dataclasses
-
 import io
 import json
 import math
