@@ -24,20 +24,31 @@ SCHEMA_VERSION = 1
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, suffix: str | None = None, keep_name: bool = False
+) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is untouched.
     ``suffix`` defaults to the final suffix so libraries that sniff extensions
-    (matplotlib, torch) see the right one.
+    (matplotlib, torch) see the right one. ``keep_name``: the temporary file has
+    ``path``'s own name, in a private sibling folder, for writers that record the
+    file name in the file (``torch.save`` names its zip records after the file), so
+    two writes of the same object are byte-identical.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp", dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    if keep_name:
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmp_path = folder / path.name
+    else:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.",
+            suffix=suffix or path.suffix + ".tmp",
+            dir=path.parent,
+        )
+        os.close(fd)
+        tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -45,6 +56,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+    finally:
+        if keep_name:
+            with contextlib.suppress(OSError):
+                tmp_path.parent.rmdir()
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -62,10 +77,10 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """``torch.save`` atomically."""
+    """``torch.save`` atomically (byte-identical for identical objects)."""
     import torch
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_name=True) as tmp:
         torch.save(obj, tmp)
     return Path(path)
 

@@ -12,6 +12,11 @@ section given inline in the workflow config (``snakemake --config``) is merged o
 that file, also key by key. The resolved configuration is validated by
 ``workflows/schemas/<setting>.schema.yaml``; every problem is reported as
 ``<setting> (<scale>): <dotted.key>: <what is wrong> (allowed: ...)``.
+
+String values may hold the placeholder ``{results_dir}`` (:data:`PLACEHOLDERS`),
+replaced at resolution by the workflow config's ``results_dir``: the rehearsal layers
+point their local-copy keys into the stand-ins folder the DAG builds there
+(``{results_dir}/<setting>/rehearsal/standins``, rule ``make_standins``).
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ TOP_KEYS = (
     "settings_dir",
     "targets",
 )
+
+
+# placeholder in a resolved string value -> the top-level key it is replaced by
+PLACEHOLDERS = {"{results_dir}": "results_dir"}
+# scales whose tables may never be written into the committed paper tables' folder
+REHEARSAL_SCALES = ("rehearsal",)
+PAPER_TABLES = "paper_tables"
 
 
 class ConfigError(ValueError):
@@ -153,8 +165,40 @@ def validate_top(config: dict, schema_dir: Path = SCHEMA_DIR) -> None:
                     f"{key}: unknown scale layer(s) {bad}; allowed: "
                     f"{sorted(SCALE_PARENT)} ({hint})"
                 )
+    errors += rehearsal_errors(config)
     if errors:
         raise ConfigError("invalid workflow config:\n  " + "\n  ".join(errors))
+
+
+def rehearsal_errors(config: dict) -> list[str]:
+    """A rehearsal's tables (stand-in numbers) never go into ``paper_tables/``."""
+    if config.get("paper_scale") not in REHEARSAL_SCALES:
+        return []
+    tables = Path(str(config.get("tables_dir", ""))).parts
+    if tables[:1] != (PAPER_TABLES,):
+        return []
+    return [
+        f"workflow config: tables_dir {config['tables_dir']!r} with paper_scale "
+        f"{config['paper_scale']!r}: a rehearsal's tables must not go into "
+        f"{PAPER_TABLES}/; use workflows/config/rehearsal.yaml (tables under results/)"
+    ]
+
+
+def substitute(obj: Any, config: dict) -> Any:
+    """``obj`` with every :data:`PLACEHOLDERS` entry in its strings replaced."""
+    if isinstance(obj, dict):
+        return {k: substitute(v, config) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [substitute(v, config) for v in obj]
+    if isinstance(obj, str):
+        for mark, key in PLACEHOLDERS.items():
+            if mark in obj:
+                if not config.get(key):
+                    raise ConfigError(
+                        f"{obj!r} uses {mark}, but the workflow config has no {key}"
+                    )
+                obj = obj.replace(mark, str(config[key]))
+    return obj
 
 
 def assemble_config(config: dict, root: Path = ROOT) -> dict:
@@ -199,6 +243,7 @@ def resolve(config: dict, setting: str, scale: str) -> dict:
     out = adapter.defaults()
     for s in scale_chain(scale):
         out = deep_merge(out, layers.get(s))
+    out = substitute(out, config)
     where = f"{setting} ({scale})"
     errors = schema_errors(out, _schema(setting), where)
     if not errors:

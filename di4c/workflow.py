@@ -8,6 +8,7 @@ One run of a setting at a scale lives in ``{results_dir}/{setting}/{scale}/``:
     distilled/{model}/model.json                          distill
     samples/{cell}.pt  metrics/{cell}.json                sample, score
     reference/rows.json (+ features.pt)                   reference
+    standins/manifest.json (+ files)                      make_standins (rehearsal)
     teacher_check.json                                    check_teacher
     logs/  benchmarks/                                    every rule
 
@@ -15,6 +16,11 @@ and its table is ``{tables_dir}/{setting}.csv`` at the paper scale (``paper_scal
 or ``{mini_tables_dir}/{setting}.csv`` at the CPU scale (``cpu_scale``). A rule passes
 each step the part of the resolved configuration the step reads (:func:`step_config`),
 so Snakemake reruns a job exactly when something it uses changed.
+
+A scale whose resolved configuration has a ``standins`` section (the rehearsal) builds
+stand-ins for what the paper run downloads (di4c.standins) into ``standins/``; the jobs
+that read local copies (prepare_data, fetch_model, reference) then depend on its
+manifest. At every other scale those jobs have no such input.
 """
 
 from __future__ import annotations
@@ -109,6 +115,15 @@ class Workflow:
         )
 
     # ------------------------------------------------------------------ job inputs
+    def standins_manifest(self, setting: str, scale: str) -> str:
+        return f"{self.run(setting, scale)}/standins/manifest.json"
+
+    def standins_inputs(self, setting: str, scale: str) -> dict:
+        """``{"standins": manifest}`` where the scale builds stand-ins, else ``{}``."""
+        if not self.cfg(setting, scale).get("standins"):
+            return {}
+        return {"standins": self.standins_manifest(setting, scale)}
+
     def data_files(self, setting: str, scale: str, training: bool = False) -> list[str]:
         """The prepared data a job reads (ImageNet training also needs the codes)."""
         run = self.run(setting, scale)
@@ -219,4 +234,5 @@ STEP_SECTIONS = {
     "reference": ("device", "data", "process", "metrics", "sample"),
     "score": ("device", "data", "process", "metrics"),
     "check": ("teacher_check",),
+    "standins": ("data", "process", "models", "metrics", "standins"),
 }

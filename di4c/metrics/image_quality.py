@@ -84,6 +84,7 @@ PROTOCOLS: dict[str, int] = {
     "paper": 50_000,  # paper Table 1 / Fig. 3
     "mini": 1_000,  # CPU mini twins (docs/cpu-twins.md#noise-in-every-cell)
     "smoke": 2,  # CI plumbing only; numbers meaningless
+    "rehearsal": 2,  # the paper jobs on stand-ins (di4c.standins); numbers meaningless
 }
 
 

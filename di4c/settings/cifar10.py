@@ -42,6 +42,7 @@ PAPER = {
     "data": {
         "source": C("cifar10", "paper Sec. 5.1: CIFAR-10 train"),
         "root": "data/cifar10",  # torchvision CIFAR-10 folder (downloaded when missing)
+        # data.check_md5 (default true): compare the batches with the published md5s
     },
     "process": {  # tauLDR Gaussian-target rate matrix (paper Sec. 5.1)
         "S": C(256, f"{TAULDR}: data.S"),
@@ -155,7 +156,9 @@ class Cifar10(ImageScoring, Setting):
 
             counts = {}
             for split, train in (("train", True), ("test", False)):
-                x, _ = load_cifar10(d["root"], train=train)
+                x, _ = load_cifar10(
+                    d["root"], train=train, check_md5=d.get("check_md5", True)
+                )
                 counts[split] = {"images": int(x.shape[0]), "shape": list(x.shape[1:])}
             return {"root": d["root"], "splits": counts}
         splits = load_image_splits(self._image_config(cfg))
@@ -181,7 +184,10 @@ class Cifar10(ImageScoring, Setting):
         if cfg["data"]["source"] == "cifar10":
             from di4c.data.cifar10 import load_cifar10
 
-            x, _ = load_cifar10(cfg["data"]["root"], train=True)
+            d = cfg["data"]
+            x, _ = load_cifar10(
+                d["root"], train=True, check_md5=d.get("check_md5", True)
+            )
             return {"x0": x.reshape(x.shape[0], -1)}
         s = load_splits(data_dir / "data.pt")
         return {"x0": s.flat("train").to(torch.uint8)}
@@ -309,7 +315,7 @@ class Cifar10(ImageScoring, Setting):
             kind=kind,
             source=spec["source"],
             files={"weights": str(Path(path).resolve())},
-            network=None,
+            network=spec.get("network"),  # None: the paper architecture
             extra={"n_iter": ckpt.n_iter},
         )
 
@@ -356,7 +362,10 @@ class Cifar10(ImageScoring, Setting):
         if cfg["data"]["source"] == "cifar10":
             from di4c.data.cifar10 import load_cifar10
 
-            return load_cifar10(cfg["data"]["root"], train=split == "train")[0]
+            d = cfg["data"]
+            return load_cifar10(
+                d["root"], train=split == "train", check_md5=d.get("check_md5", True)
+            )[0]
         return load_splits(data_dir / "data.pt").uint8(split)
 
     def decode(self, cfg: dict, samples: dict, models: dict, device):

@@ -9,15 +9,26 @@ classes and random weights, at the paths the rehearsal layer's local-copy keys n
 One builder per setting, ``build(cfg, out, seed) -> list[Path]``: ``cfg`` is the
 setting's resolved rehearsal configuration (its ``standins`` section holds the
 builder's options), ``out`` the folder to write into
-(``results/{setting}/rehearsal/standins``); it returns the files it wrote. Every file
-is written atomically, and two builds with one seed are byte-identical.
+(``results/{setting}/rehearsal/standins``); it returns the files it wrote. A builder
+writes each file where the configuration's local-copy key for it points
+(:func:`local_path`: the rehearsal layers set those keys to
+``{results_dir}/<setting>/rehearsal/standins/...``), so the paper code reads it from
+there. Every file is written atomically, and two builds with one seed are
+byte-identical (:func:`generator`: one random stream per file, independent of the
+order of writing). The step ``python -m di4c.cli.standins`` (rule ``make_standins``)
+calls :func:`build` and writes the manifest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from pathlib import Path
 from typing import Any
+
+import torch
+
+from di4c.config import ConfigError
 
 # setting name -> "module:function" of its stand-in builder
 BUILDERS: dict[str, str] = {
@@ -37,4 +48,26 @@ def build(setting: str, cfg: dict[str, Any], out: Path, seed: int = 0) -> list[P
     return getattr(importlib.import_module(module), fn)(cfg, Path(out), seed)
 
 
-__all__ = ["BUILDERS", "build"]
+def local_path(value: str | None, out: Path, key: str) -> Path:
+    """The stand-in file named by config key ``key`` (value ``value``), inside ``out``."""
+    if not value:
+        raise ConfigError(
+            f"config key {key} is empty; at the rehearsal scale it names the stand-in "
+            "to write under {results_dir}/<setting>/rehearsal/standins/"
+        )
+    path = Path(value)
+    if not path.resolve().is_relative_to(Path(out).resolve()):
+        raise ConfigError(
+            f"config key {key} = {value!r} is outside the stand-ins folder {out}; point "
+            "it into {results_dir}/<setting>/rehearsal/standins/"
+        )
+    return path
+
+
+def generator(seed: int, name: str) -> torch.Generator:
+    """A CPU generator for the stand-in ``name`` under ``seed`` (one stream per file)."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+__all__ = ["BUILDERS", "build", "generator", "local_path"]

@@ -510,6 +510,6 @@ def save_checkpoint(
         "n_iter": int(n_iter),
     }
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_name=True) as tmp:  # zip records named after the file
         torch.save(container, tmp)
     return path

@@ -97,6 +97,11 @@ def openwebtext_threads(wildcards):
 
 
 # ------------------------------------------------------------- input / param functions
+def standins_inputs(wildcards):
+    """The stand-ins' manifest where the scale builds them (rehearsal), else nothing."""
+    return WF.standins_inputs(wildcards.setting, wildcards.scale)
+
+
 def teacher_inputs(wildcards):
     return WF.teacher_inputs(wildcards.setting, wildcards.scale)
 

