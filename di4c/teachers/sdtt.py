@@ -582,7 +582,7 @@ def save_lightning_ckpt(
     if ema is not None:
         obj["ema"] = dict(ema)
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_name=True) as tmp:  # torch.save records the name
         torch.save(obj, tmp)
     return path
 
