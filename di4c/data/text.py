@@ -465,7 +465,7 @@ def owt_local_docs(root: str | Path, heldout: int, split: str):
         n = len(owt_archive_docs(archives[i]))
         cut = (i, max(0, n - need))
         need -= n
-    if need > 0:
+    if need > 0 or cut == (0, 0):  # the train split would be empty
         raise TextDataError(
             f"{root}: only {heldout - need} documents; the held-out split needs "
             f"{heldout} (data.heldout_docs) and the train split at least one more"
