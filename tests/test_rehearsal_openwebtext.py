@@ -123,6 +123,14 @@ def test_fetch_reads_the_standins_as_published_files(built):
     assert not torch.equal(
         a.state_dict["vocab_embed.embedding"], b.state_dict["vocab_embed.embedding"]
     )
+    # no zero-initialised output: two files give two different distributions
+    ids, sigma = torch.randint(0, 50257, (2, 8)), torch.zeros(2)
+    with torch.no_grad():
+        logits = [
+            OWT.load_net(OWT.fetch(cfg, m, None), "cpu").eval()(ids, sigma)
+            for m in ("sdtt6", "sdtt7")
+        ]
+    assert logits[0].std() > 0 and not torch.allclose(logits[0], logits[1])
     c = read_checkpoint(cfg["models"]["sdtt6_di4c2"]["local"])
     assert c.format == "lightning" and c.ema["decay"] == 0.9999
 

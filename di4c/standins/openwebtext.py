@@ -23,7 +23,8 @@ rehearsal layer's local-copy keys name (``workflows/config/settings/openwebtext.
   prose composed from a fixed sentence bank, so the GPT-2 tokenizer sees real words.
 
 Every network is the real class with random weights (DIT's own initialisation under
-a per-file seed). Reductions from the published files, each forced by CPU time and
+a per-file seed, its zero-initialised adaLN and output layers drawn from N(0, 0.02) so
+that different files give different samples). Reductions from the published files, each forced by CPU time and
 each set in the ``standins`` section: the DiT's ``standins.network`` (the rehearsal:
 2 blocks instead of 12, width 128 instead of 768 with 2 heads instead of 12, so the
 head dimension 64, the rotary buffer, cond_dim 128 and the vocabulary 50,258 keep
@@ -49,6 +50,7 @@ from di4c.teachers.sdtt import ema_state, save_lightning_ckpt, save_safetensors
 
 EMA_DECAY = 0.9999  # sony/di4c sdtt configs: training.ema
 EMA_UPDATES = 10_000  # one checkpoint interval of the authors' runs
+INIT_STD = 0.02  # N(0, 0.02) for the tensors DIT initialises to zero
 SHADOW_SCALE = 0.01  # shadow = raw + this x N(0, 1): raw and EMA weights differ
 JUDGE_FILES = ("config.json", "generation_config.json", "model.safetensors")
 TOKENIZER_FILES = {"vocab.json": "encoder.json", "merges.txt": "vocab.bpe"}
@@ -65,7 +67,15 @@ def _net(spec: dict, network: dict, seed: int, name: str):
     cfg = DiTConfig(**network, is_di4c=spec["source"] == "released")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_seed(seed, name))
-        return DIT(cfg)
+        net = DIT(cfg)
+    # DIT zero-initialises its adaLN and output layers (uniform logits, so every model
+    # would sample alike); trained files are not zero: draw those tensors too
+    g = generator(seed, f"{name}/zero-init")
+    with torch.no_grad():
+        for _, p in sorted(net.named_parameters()):
+            if not p.any():
+                p.copy_(INIT_STD * torch.randn(p.shape, generator=g))
+    return net
 
 
 def _teacher(path: Path, net) -> list[Path]:
