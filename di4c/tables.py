@@ -97,7 +97,9 @@ class TableLayout:
     value's model name; ``paper_metrics``: metrics with a ``paper_*`` column;
     ``paper_beside``: published metric -> the measured metric whose column (and sd)
     its ``paper_*`` column follows (the one computed like the paper's; others sit
-    after the analysis columns); ``plot``: ``"steps"`` (metrics against N) or ``"steps+guidance"`` (also FID
+    after the analysis columns); ``paper_noise``: the sampling-noise precision of the
+    published runs (only cells of that precision get ``paper_*`` values; None: every
+    cell); ``plot``: ``"steps"`` (metrics against N) or ``"steps+guidance"`` (also FID
     against IS over the guidance grid, as Fig. 3).
     """
 
@@ -113,6 +115,7 @@ class TableLayout:
     paper_names: Mapping[str, str] = field(default_factory=dict, hash=False)
     paper_metrics: tuple[str, ...] = ()
     paper_beside: Mapping[str, str] = field(default_factory=dict, hash=False)
+    paper_noise: str | None = None
     plot: str = "steps"
 
     @property
@@ -204,8 +207,12 @@ LAYOUTS: dict[str, TableLayout] = {
         title="OpenWebText (paper Sec. 5.3, Fig. 4): generative perplexity and "
         "unigram entropy against sampling steps",
         rows=ROWS_TEXT.format(primary="gen PPL")
-        + " `noise`: the float precision of the sampling noise; the notes compare "
-        "cells of the same precision. `mauve` where computed.",
+        + " `noise`: the float precision of the Gumbel sampling noise: `fp32` as the "
+        "paper's Fig. 4 runs (float32 noise on bf16 logits; the cells comparable with "
+        "the paper, the only ones with `paper_*` values), `fp64` float64 noise (32-bit "
+        "categorical sampling truncates the tail, so fp64 gives higher gen PPL and "
+        "entropy for every model); the notes compare cells of the same precision. "
+        "`mauve` where computed.",
         metrics=("gen_ppl", "entropy", "mauve"),
         primary="gen_ppl",
         secondary="entropy",
@@ -225,6 +232,7 @@ LAYOUTS: dict[str, TableLayout] = {
         ),
         baseline="k1",
         paper_metrics=("gen_ppl", "entropy"),
+        paper_noise="fp32",
     ),
 }
 
@@ -322,9 +330,10 @@ def build_rows(
             r["vs_teacher_n"] = a.same_n.verdict if a.same_n else None
             r["vs_teacher_2n"] = a.double_n.verdict if a.double_n else None
         sources = []
+        published = scale == "paper" and layout.paper_noise in (None, r.get("noise"))
         for m in layout.paper_metrics:
             args = (layout.setting, layout.paper_name(r["model"]), r["steps"], m)
-            v = paper_value(*args, r.get("guidance")) if scale == "paper" else None
+            v = paper_value(*args, r.get("guidance")) if published else None
             r[f"paper_{m}"] = v
             if v is not None:
                 sources.append(paper_source(*args, r.get("guidance")))

@@ -9,6 +9,7 @@ every sample a step writes is checked against a direct call of the ancestral sam
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -803,8 +804,14 @@ def test_cells_and_teacher_of_mini_and_paper():
         "di4c2",
         "teacher",
     ]
-    cells = OWT.cells(mini)
-    assert len(cells) == 7 + 3 * 5 + 1 and {c.noise for c in cells} == {"fp64"}
+    cells = OWT.cells(mini)  # every cell at both noise precisions, no extra training
+    assert len(cells) == 2 * (7 + 3 * 5 + 1)
+    for noise in ("fp32", "fp64"):
+        same = [c for c in cells if c.noise == noise]
+        assert [dataclasses.replace(c, noise=None) for c in same] == [
+            dataclasses.replace(c, noise=None) for c in cells if c.noise == "fp64"
+        ]
+    assert Cell("hybrid", 8, 4, noise="fp32") in cells
     assert Cell("hybrid", 8, 4, noise="fp64") in cells
     paper = owt_cfg("paper")
     assert OWT.teacher_of(paper) == {
@@ -813,7 +820,8 @@ def test_cells_and_teacher_of_mini_and_paper():
         "sdtt7_di4c": "sdtt7",
         "sdtt7_di4c2": "sdtt7",
     }
-    assert len(OWT.cells(paper)) == 6 * 5
+    assert len(OWT.cells(paper)) == 2 * 6 * 5
+    assert {c.id for c in OWT.cells(paper)} >= {"sdtt6_n8_fp32", "sdtt6_n8_fp64"}
     assert get_setting("openwebtext").teacher_of(mini) == OWT.teacher_of(mini)
     # a chain that names no model, or loops, is refused by key (not a KeyError / hang)
     bad = deep_merge(mini, {"models": {"di4c": {"teacher": "nope"}}})

@@ -41,7 +41,8 @@ def paper_dry_run(tmp_path_factory):
 def test_paper_dag_dry_run(paper_dry_run):
     """Fig. 4 at paper scale: 2 SDTT teachers, 2 released di4c^2 students and the
     judge fetched, round-1 Di4C distilled from each teacher, 6 models x 5 step counts
-    sampled and scored (fp64 noise), one reference and one table."""
+    sampled and scored at both noise precisions (fp32: the paper's; fp64), one
+    reference and one table."""
     out = paper_dry_run.stdout
     stats = dict(re.findall(r"(?m)^(\w+)\s+(\d+)$", out))
     assert stats == {
@@ -49,10 +50,10 @@ def test_paper_dag_dry_run(paper_dry_run):
         "prepare_data": "1",
         "distill": "2",
         "reference": "1",
-        "sample": "30",
-        "score": "30",
+        "sample": "60",
+        "score": "60",
         "make_paper_table": "1",
-        "total": "70",
+        "total": "130",
     }
     models = set(re.findall(r"scale=paper, model=(\w+)\n", out))  # fetch, distill
     assert models == {
@@ -65,7 +66,7 @@ def test_paper_dag_dry_run(paper_dry_run):
         "sdtt7_di4c",
     }
     commands = [shlex.split(c) for c in re.findall(r"(?m)^Shell command: (.*)$", out)]
-    assert len(commands) == 70
+    assert len(commands) == 130
     distill = [c for c in commands if c[2] == "di4c.cli.distill"]
     assert len(distill) == 2
     for c in distill:
@@ -74,8 +75,10 @@ def test_paper_dag_dry_run(paper_dry_run):
         assert teacher == f"{PAPER_RUN}/fetched/{model[:5]}/model.json"
         assert c[c.index("--init") + 1] == teacher
     cells = {c[c.index("--cell") + 1] for c in commands if c[2] == "di4c.cli.sample"}
-    assert len(cells) == 30 and all(c.endswith("_fp64") for c in cells)
-    assert "sdtt7_di4c2_n128_fp64" in cells and "sdtt6_n8_fp64" in cells
+    assert len(cells) == 60
+    for noise in ("fp32", "fp64"):
+        same = {c.removesuffix(f"_{noise}") for c in cells if c.endswith(f"_{noise}")}
+        assert len(same) == 30 and "sdtt7_di4c2_n128" in same and "sdtt6_n8" in same
     released = [c for c in commands if "--cell" in c and "sdtt6_di4c2_n8_fp64" in c]
     card = f"sdtt6_di4c2={PAPER_RUN}/fetched/sdtt6_di4c2/model.json"
     assert card in released[0]  # the released student is sampled as it was published

@@ -247,6 +247,54 @@ def test_openwebtext_table_with_a_second_round_student(tmp_path):
     assert got[("data", "0")]["teacher"] == ""
 
 
+def test_openwebtext_paper_table_has_both_noise_precisions(tmp_path, monkeypatch):
+    """fp32 cells (the paper's float32 Gumbel noise) and fp64 cells side by side: each
+    student is compared with the teacher of its own precision only, and a published
+    value sits beside the fp32 cell alone (paper Fig. 4 ran float32 noise)."""
+    # fp64 noise gives a higher gen PPL for every model (the 32-bit tail artefact)
+    ppl = {"fp32": {"sdtt6": (40.0, 30.0), "sdtt6_di4c": (31.0, None)}}
+    ppl["fp64"] = {"sdtt6": (60.0, 50.0), "sdtt6_di4c": (45.0, None)}
+    recs = [
+        cell(
+            "openwebtext",
+            "paper",
+            m,
+            n,
+            {"gen_ppl": (v, 0.2), "entropy": (5.6, 0.01)},
+            noise=noise,
+        )
+        for noise, models in ppl.items()
+        for m, vals in models.items()
+        for n, v in zip((8, 16), vals)
+        if v is not None
+    ]
+    key = ("openwebtext", "sdtt6", 8, None, "gen_ppl")
+    monkeypatch.setitem(table.tables.PAPER_VALUES, key, (41.0, "test value"))
+    _, rows, md, _ = run(
+        tmp_path, "openwebtext", "paper", recs, {"sdtt6_di4c": "sdtt6"}
+    )
+    got = {(r["model"], r["steps"], r["noise"]): r for r in rows}
+    assert len(got) == len(rows) == 6
+    assert got[("sdtt6", "8", "fp32")]["paper_gen_ppl"] == "41"
+    assert got[("sdtt6", "8", "fp32")]["paper_source"] == "test value"
+    assert got[("sdtt6", "8", "fp64")]["paper_gen_ppl"] == ""
+    assert got[("sdtt6", "8", "fp64")]["paper_source"] == ""
+    # like with like: 31 against the fp32 teacher (30 at 2N), 45 against fp64 (50)
+    d32, d64 = got[("sdtt6_di4c", "8", "fp32")], got[("sdtt6_di4c", "8", "fp64")]
+    assert d32["vs_teacher_n"] == d64["vs_teacher_n"] == "better"
+    assert (d32["vs_teacher_2n"], d64["vs_teacher_2n"]) == ("worse", "better")
+    assert "- [noise fp32] sdtt6_di4c N=8: gen PPL 31.00 +- 0.20;" in md
+    assert "- [noise fp64] sdtt6_di4c N=8: gen PPL 45.00 +- 0.20;" in md
+    assert "`fp32` as the paper's Fig. 4 runs" in md
+    # rows: one model's fp32 cells, then its fp64 cells
+    assert [(r["model"], r["noise"]) for r in rows][:4] == [
+        ("sdtt6", "fp32"),
+        ("sdtt6", "fp32"),
+        ("sdtt6", "fp64"),
+        ("sdtt6", "fp64"),
+    ]
+
+
 @pytest.mark.parametrize(
     "case, message",
     [

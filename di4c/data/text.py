@@ -352,8 +352,15 @@ def build_splits(
 # ----------------------------------------------------------------------------------
 
 OWT_DATASET = "Skylion007/openwebtext"
-OWT_TRAIN_SPLIT = "train[:-100000]"
-OWT_HELDOUT_SPLIT = "train[-100000:]"
+OWT_HELDOUT_DOCS = (
+    100_000  # the authors' held-out tail: train[:-100000] / train[-100000:]
+)
+OWT_TRAIN_SPLIT = f"train[:-{OWT_HELDOUT_DOCS}]"
+OWT_HELDOUT_SPLIT = f"train[-{OWT_HELDOUT_DOCS}:]"
+OWT_SUBSETS = (
+    "subsets"  # the dataset repository's folder of urlsf_subsetNN.tar archives
+)
+_BLANK_RUNS = re.compile("\n\n\n+")
 
 
 def pack_blocks(
@@ -401,6 +408,78 @@ def pack_blocks(
     return torch.tensor(blocks, dtype=torch.long).reshape(-1, length)
 
 
+def owt_inner_archives(root: str | Path) -> list[tuple[Path, str]]:
+    """``(subset tar, member)`` of every ``*.xz`` document archive of a local copy of
+    the OpenWebText dataset repository, in the dataset's order.
+
+    The repository's ``subsets/urlsf_subset{00..20}.tar`` each hold
+    ``openwebtext/urlsf_subsetNN-M_data.xz`` members, xz-compressed tars of one
+    ``.txt`` file per document; the Hugging Face builder reads the subsets in order
+    and each archive's members in stored order (``Skylion007/openwebtext``,
+    ``openwebtext.py::_generate_examples``), and so does this reader.
+    """
+    folder = Path(root) / OWT_SUBSETS
+    subsets = sorted(folder.glob("urlsf_subset*.tar")) if folder.is_dir() else []
+    if not subsets:
+        raise TextDataError(
+            f"{folder}: no urlsf_subset*.tar archives; config key "
+            "openwebtext.paper.data.local names a local copy of the Skylion007/openwebtext "
+            "dataset repository (its subsets/ folder), or null to load it with datasets"
+        )
+    out = []
+    for tar in subsets:
+        try:
+            with tarfile.open(tar) as t:
+                out += [(tar, m.name) for m in t.getmembers() if m.name.endswith(".xz")]
+        except (tarfile.TarError, OSError) as e:
+            raise TextDataError(f"{tar}: not a readable tar archive ({e})") from e
+    return out
+
+
+def owt_archive_docs(archive: tuple[Path, str]) -> list[str]:
+    """The documents of one ``*.xz`` archive, cleaned as the Hugging Face builder does
+    (runs of three or more newlines become two; surrounding whitespace stripped)."""
+    tar, member = archive
+    try:
+        with tarfile.open(tar) as outer:
+            blob = outer.extractfile(member).read()
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:xz") as inner:
+            return [
+                _BLANK_RUNS.sub("\n\n", inner.extractfile(m).read().decode()).strip()
+                for m in inner.getmembers()
+                if m.isfile() and m.name.endswith(".txt")
+            ]
+    except (tarfile.TarError, OSError, UnicodeDecodeError) as e:
+        raise TextDataError(f"{tar}:{member}: not an OpenWebText archive ({e})") from e
+
+
+def owt_local_docs(root: str | Path, heldout: int, split: str):
+    """Documents of ``split`` ("train": all but the last ``heldout``; "heldout": the
+    last ``heldout``) of a local copy, read lazily; the boundary is found from the end,
+    so the train split never needs the whole corpus decompressed."""
+    archives = owt_inner_archives(root)
+    need, cut = heldout, (len(archives), 0)  # first held-out (archive, document)
+    for i in range(len(archives) - 1, -1, -1):
+        if need <= 0:
+            break
+        n = len(owt_archive_docs(archives[i]))
+        cut = (i, max(0, n - need))
+        need -= n
+    if need > 0 or cut == (0, 0):  # the train split would be empty
+        raise TextDataError(
+            f"{root}: only {heldout - need} documents; the held-out split needs "
+            f"{heldout} (data.heldout_docs) and the train split at least one more"
+        )
+    if split == "heldout":
+        for i in range(cut[0], len(archives)):
+            docs = owt_archive_docs(archives[i])
+            yield from docs[cut[1] :] if i == cut[0] else docs
+        return
+    for i in range(cut[0] + 1):
+        docs = owt_archive_docs(archives[i])
+        yield from docs[: cut[1]] if i == cut[0] else docs
+
+
 def openwebtext_blocks(
     num_blocks: int,
     split: str = OWT_TRAIN_SPLIT,
@@ -409,13 +488,36 @@ def openwebtext_blocks(
     cache_dir: str | None = None,
     batch_docs: int = 1000,
     progress_every: int = 1000,
+    local: str | None = None,
+    heldout: int = OWT_HELDOUT_DOCS,
 ) -> Tensor:
-    """The first ``num_blocks`` packed GPT-2 blocks of an OpenWebText split (needs ``datasets``).
+    """The first ``num_blocks`` packed GPT-2 blocks of an OpenWebText split.
 
     Documents are read in order, ``batch_docs`` at a time, tokenised with the
     offline GPT-2 tokenizer (no BOS/EOS added by the tokenizer) and packed by
     :func:`pack_blocks`, which prints progress every ``progress_every`` blocks.
+    With ``local`` (a local copy of the dataset repository) the documents come from
+    its archives (:func:`owt_local_docs`; ``split`` "train" or "heldout", the last
+    ``heldout`` documents); otherwise from the ``datasets`` package (``split`` a
+    datasets split such as ``train[:-100000]``).
     """
+    if local is not None:
+        from di4c.data.gpt2_tokenizer import load_gpt2_tokenizer
+
+        tok = load_gpt2_tokenizer()
+        if split not in ("train", "heldout"):
+            raise ValueError(
+                f"split of a local copy: 'train' or 'heldout'; got {split!r}"
+            )
+
+        def local_docs():
+            texts = owt_local_docs(local, heldout, split)
+            while batch := [t for _, t in zip(range(batch_docs), texts)]:
+                yield from tok(batch)["input_ids"]
+
+        return pack_blocks(
+            local_docs(), length, num_blocks=num_blocks, progress_every=progress_every
+        )
     try:
         import datasets
     except ImportError as e:

@@ -33,6 +33,12 @@ PAPER = {
         "source": C("openwebtext", "paper Sec. 5.3: OpenWebText, train[:-100000]"),
         "dataset": "Skylion007/openwebtext",
         "cache_dir": None,
+        # a local copy of the dataset repository (its subsets/urlsf_subset*.tar); null:
+        # the datasets package loads (and downloads) it
+        "local": None,
+        "heldout_docs": C(
+            100000, "sony/di4c sdtt: OpenWebText train[:-100000], train[-100000:]"
+        ),
         "num_blocks": 20000,  # packed blocks for distillation (iters x batch_x)
         "num_reference": 1024,  # held-out blocks (the 'data' row)
         "length": C(1024, f"{CONF}: model.length"),
@@ -123,10 +129,10 @@ PAPER = {
         ),
         "noise": C(
             "fp64",
-            "Gumbel noise precision",
+            "Gumbel noise precision of a cell without a precision label",
             published="fp32",
-            reason="32-bit Gumbel noise truncates the tail of the categorical; the "
-            "paper's fp32 cells are produced beside ours",
+            reason="32-bit Gumbel noise truncates the tail of the categorical; every "
+            "table cell names its precision (sweep.noise: fp32 and fp64 cells)",
         ),
         "precision": C("bf16", "sony/di4c sdtt: sampling under bf16-mixed"),
     },
@@ -135,7 +141,11 @@ PAPER = {
         "teacher_steps": C([8, 16, 32, 64, 128], "paper Fig. 4: 8 to 128 steps"),
         "student_steps": C([8, 16, 32, 64, 128], "paper Fig. 4: 8 to 128 steps"),
         "students": ["sdtt6_di4c", "sdtt6_di4c2", "sdtt7_di4c", "sdtt7_di4c2"],
-        "noise": ["fp64"],
+        "noise": C(
+            ["fp32", "fp64"],
+            "paper Fig. 4: float32 Gumbel sampling from bf16 logits (the fp32 cells, "
+            "comparable with the paper); fp64 cells: ours, float64 noise",
+        ),
         "hybrid": None,
     },
     "metrics": {
@@ -146,7 +156,12 @@ PAPER = {
         "bootstrap": 100,
     },
 }
-PROTOCOLS = {"paper": 1024, "mini": 256, "smoke": 2}  # minimum samples per cell
+PROTOCOLS = {
+    "paper": 1024,
+    "mini": 256,
+    "smoke": 2,
+    "rehearsal": 2,
+}  # minimum samples per cell
 
 
 def noise_of(cfg: dict, cell: Cell) -> str:
@@ -206,25 +221,30 @@ class OpenWebText(Setting):
             }
         from di4c.data.text import openwebtext_blocks
 
-        train = openwebtext_blocks(
-            d["num_blocks"],
-            "train[:-100000]",
-            d["length"],
-            d["dataset"],
-            d["cache_dir"],
-        )
-        ref = openwebtext_blocks(
-            d["num_reference"],
-            "train[-100000:]",
-            d["length"],
-            d["dataset"],
-            d["cache_dir"],
+        h, local = d["heldout_docs"], d.get("local")
+        splits = ("train", "heldout") if local else (f"train[:-{h}]", f"train[-{h}:]")
+        train, ref = (
+            openwebtext_blocks(
+                n,
+                split,
+                d["length"],
+                d["dataset"],
+                d["cache_dir"],
+                local=local,
+                heldout=h,
+            )
+            for n, split in zip((d["num_blocks"], d["num_reference"]), splits)
         )
         save_torch(
             out_dir / "data.pt",
             {"train": train, "reference": ref, "vocab": "gpt2", "length": d["length"]},
         )
-        return {"blocks": int(train.shape[0]), "reference": int(ref.shape[0])}
+        source = f"local:{local}" if local else d["dataset"]
+        return {
+            "source": source,
+            "blocks": int(train.shape[0]),
+            "reference": int(ref.shape[0]),
+        }
 
     @staticmethod
     def read_data(data_dir: Path) -> dict:
