@@ -127,10 +127,11 @@ def test_known_counts_of_the_paper_tables(paper):
     assert totals["cifar10", "score", "clean_fid"] == 9 * 196
     assert totals["cifar10", "reference", "features"] == 196
     # OpenWebText: 1,024 samples in batches of 16; 2 teachers and 4 students at
-    # N = 8 .. 128 (248 steps each), fp64 noise; judge batches of 8
-    assert totals["openwebtext", "sample", "step_teacher_fp64"] == 2 * 248 * 64
-    assert totals["openwebtext", "sample", "step_student_fp64"] == 4 * 248 * 64
-    assert totals["openwebtext", "score", "judge"] == 30 * 128
+    # N = 8 .. 128 (248 steps each), at fp32 and at fp64 noise; judge batches of 8
+    for noise in ("fp32", "fp64"):
+        assert totals["openwebtext", "sample", f"step_teacher_{noise}"] == 2 * 248 * 64
+        assert totals["openwebtext", "sample", f"step_student_{noise}"] == 4 * 248 * 64
+    assert totals["openwebtext", "score", "judge"] == 60 * 128
     assert totals["openwebtext", "distill", "distill_iter"] == 2 * 10_000
 
 

@@ -221,14 +221,14 @@ PAPER = {
         "score": 38,
         "make_paper_table": 1,
     },
-    # 30 cells: sdtt6/7 teachers and 4 students at N = 8 .. 128
+    # 60 cells: sdtt6/7 teachers and 4 students at N = 8 .. 128, fp32 and fp64 noise
     "openwebtext": {
         "fetch_model": 5,  # sdtt6, sdtt7, the two released di4c^2 students, GPT-2 Large
         "prepare_data": 1,
         "distill": 2,  # the round-1 students sdtt6_di4c, sdtt7_di4c
         "reference": 1,
-        "sample": 30,
-        "score": 30,
+        "sample": 60,
+        "score": 60,
         "make_paper_table": 1,
     },
 }

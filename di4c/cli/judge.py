@@ -33,7 +33,7 @@ def main(args) -> None:
     n, tc = spec["network"], loop_config(spec["train"])
     t0 = time.time()
     torch.manual_seed(tc.seed)  # dropout draws from the global generator
-    data = OpenWebText.read_data(Path(args.data_dir))
+    data = OpenWebText.read_data(Path(args.data_dir), ("judge",))
     x = data["judge"]
     model = build_judge(
         judge_config(

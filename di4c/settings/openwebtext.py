@@ -247,10 +247,12 @@ class OpenWebText(Setting):
         }
 
     @staticmethod
-    def read_data(data_dir: Path) -> dict:
+    def read_data(data_dir: Path, keys: tuple[str, ...] = ("reference",)) -> dict:
+        """The text-data file, checked to hold ``keys`` (scoring needs the reference
+        split only; training asks for ``train``)."""
         from di4c.data.files import load_data_file
 
-        return load_data_file(data_dir / "data.pt", "text-data", ("train", "reference"))
+        return load_data_file(data_dir / "data.pt", "text-data", keys)
 
     @staticmethod
     def vocab_size(data: dict) -> int:
@@ -258,7 +260,7 @@ class OpenWebText(Setting):
         return len(data["vocab"]) if data["vocab"] != "gpt2" else 50257
 
     def training_set(self, cfg: dict, data_dir: Path) -> dict[str, torch.Tensor]:
-        return {"x0": self.read_data(data_dir)["train"]}
+        return {"x0": self.read_data(data_dir, ("train",))["train"]}
 
     def batch_inputs(self, cfg, rules, batch, gen, image_shape):
         return batch["x0"].long(), None
@@ -456,7 +458,7 @@ class OpenWebText(Setting):
         """A small dit-orig (time-agnostic, SUBS) over the characters."""
         from di4c.networks.mini_text import mini_denoiser_config
 
-        data = self.read_data(data_dir)
+        data = self.read_data(data_dir, ("train",))
         n = cfg["models"]["teacher"]["network"]
         net_cfg = mini_denoiser_config(
             self.vocab_size(data),
