@@ -7,9 +7,11 @@ read local copies (rehearsal only).
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
+import torch
 
 from di4c.config import ConfigError, load_config, resolve, substitute, validate_top
 from di4c.workflow import SAMPLING_SETTINGS, Workflow
@@ -83,3 +85,86 @@ def test_only_the_rehearsal_depends_on_standins():
     assert wf.standins_inputs("cifar10", "rehearsal") == {
         "standins": "results/cifar10/rehearsal/standins/manifest.json"
     }
+
+
+# ------------------------------------------------------------------ CIFAR-10 stand-ins
+def _cifar_cfg(results_dir: Path) -> dict:
+    return resolve(rehearsal_config(str(results_dir)), "cifar10", "rehearsal")
+
+
+def _standins_dir(results_dir: Path) -> Path:
+    return results_dir / "cifar10/rehearsal/standins"
+
+
+def test_cifar10_batches_read_by_torchvision_as_written(tmp_path):
+    from di4c.data.cifar10 import CIFAR10Unavailable, load_cifar10
+    from di4c.standins.cifar10 import BATCHES, LABEL_NAMES, write_batches
+
+    cfg = _cifar_cfg(tmp_path)
+    files = write_batches(cfg, _standins_dir(tmp_path), seed=3)
+    assert sorted(f.name for f in files) == sorted(
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+    )
+    root = cfg["data"]["root"]
+    n = cfg["standins"]["train_per_batch"]
+    x, y = load_cifar10(root, train=True, check_md5=False)
+    assert x.shape == (5 * n, 3, 32, 32) and x.dtype == torch.uint8
+    xt, yt = load_cifar10(root, train=False, check_md5=False)
+    assert xt.shape == (cfg["standins"]["test"], 3, 32, 32)
+    assert 0 <= int(y.min()) and int(y.max()) < len(LABEL_NAMES)
+    # the rows are channel-major 3072-vectors, as in the published batches
+    batch = pickle.loads((Path(root) / BATCHES / "data_batch_1").read_bytes())
+    assert set(batch) == {"batch_label", "labels", "data", "filenames"}
+    assert torch.equal(x[:n].reshape(n, -1), torch.from_numpy(batch["data"]))
+    assert batch["labels"] == y[:n].tolist()
+    # the published checksums refuse them (and offline, nothing is downloaded)
+    with pytest.raises(CIFAR10Unavailable, match="cifar10.paper.data.root"):
+        load_cifar10(root, train=True, download=False)
+
+
+def test_cifar10_checkpoints_in_the_published_containers(tmp_path):
+    from di4c.checkpoints import CheckpointFormatError
+    from di4c.settings import get_setting
+    from di4c.standins.cifar10 import (
+        STUDENT_ITER,
+        TEACHER_ITER,
+        write_released_student,
+        write_teacher,
+    )
+    from di4c.teachers.tauldr import read_checkpoint
+
+    cfg = _cifar_cfg(tmp_path)
+    out = _standins_dir(tmp_path)
+    [teacher] = write_teacher(cfg, out, seed=0)
+    [student] = write_released_student(cfg, out, seed=0)
+    assert str(teacher) == cfg["models"]["teacher"]["local"]
+    assert teacher.name == "ckpt_0001999999.pt"
+    t = read_checkpoint(teacher)
+    assert t.distributed and not t.is_student and t.n_iter == TEACHER_ITER
+    assert t.ema is not None and set(t.ema) == set(t.raw)
+    assert any(not torch.equal(t.ema[k], t.raw[k]) for k in t.raw)
+    s = read_checkpoint(student)
+    assert not s.distributed and s.is_student and s.n_iter == STUDENT_ITER
+    assert any(".dense1." in k and s.ema[k].abs().sum() > 0 for k in s.ema)
+    # the fetch step's reader takes them as the teacher and the released student
+    c10 = get_setting("cifar10")
+    for name, kind in (("teacher", "product"), ("released_student", "mixture")):
+        card = c10.fetch(cfg, name, pins=None)
+        assert card.kind == kind and card.network == {"ch": 16}
+        net = c10.load_net(card, "cpu")
+        own = dict(net.named_parameters())
+        ckpt = t if name == "teacher" else s
+        assert all(torch.equal(own[k], ckpt.ema[k]) for k in own)  # EMA weights
+    swapped = dict(cfg, models=dict(cfg["models"]))
+    swapped["models"]["teacher"] = dict(cfg["models"]["teacher"], local=str(student))
+    with pytest.raises(CheckpointFormatError, match="expected a product checkpoint"):
+        c10.fetch(swapped, "teacher", pins=None)
+
+
+def test_standins_must_go_into_the_standins_folder(tmp_path):
+    from di4c.standins.cifar10 import write_teacher
+
+    cfg = _cifar_cfg(tmp_path)
+    cfg["models"]["teacher"]["local"] = str(tmp_path / "elsewhere.pt")
+    with pytest.raises(ConfigError, match="models.teacher.local .* outside"):
+        write_teacher(cfg, _standins_dir(tmp_path), seed=0)
