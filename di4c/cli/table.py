@@ -20,7 +20,14 @@ from pathlib import Path
 
 from di4c import analysis, tables
 from di4c.artifacts import write_meta, write_text
+from di4c.config import REHEARSAL_SCALES
 from di4c.plots import plot_table
+
+REHEARSAL_NOTE = (
+    "**Rehearsal**: every job of the paper DAG ran on stand-ins (di4c.standins: random "
+    "weights and stand-in data in the published formats, tiny counts); the numbers "
+    "mean nothing, only the columns and the code path are the paper run's."
+)
 
 
 def parse_teacher_of(text: str) -> dict[str, str]:
@@ -69,7 +76,9 @@ def main(argv=None) -> None:
     title = f"{layout.title} ({args.scale} scale)"
     tables.write_table(rows, out, layout.columns)
     plot_table(rows, layout, out.with_suffix(".png"), title=title)
-    md = [f"# {title}", ""] + ([args.about, ""] if args.about else [])
+    rehearsal = args.scale in REHEARSAL_SCALES
+    about = [a for a in (REHEARSAL_NOTE if rehearsal else "", args.about) if a]
+    md = [f"# {title}", ""] + [line for a in about for line in (a, "")]
     md += [layout.rows, ""]
     md += [tables.markdown_table(rows, layout.columns), "", "## Notes", ""]
     md += [f"- {line}" for line in notes]
@@ -80,6 +89,7 @@ def main(argv=None) -> None:
         config={
             "setting": args.setting,
             "scale": args.scale,
+            "rehearsal": rehearsal,
             "teacher_of": teacher_of,
             "layout": layout.setting,
             "columns": list(layout.columns),
