@@ -160,12 +160,25 @@ def write_inception(cfg: dict, out: Path, seed: int) -> list[Path]:
     return [write_fidelity_inception(path, generator(seed, "inception"))]
 
 
+def write_pgm_inception(cfg: dict, out: Path, seed: int) -> list[Path]:
+    """pytorch-gan-metrics' Inception at ``metrics.pgm_weights_path``: fid-helper's
+    real convolutions in pytorch-fid's layout, a seeded random IS head
+    (:func:`di4c.metrics.gan_metrics.standin_pgm_weights`)."""
+    from di4c.metrics.gan_metrics import standin_pgm_weights
+
+    path = local_path(
+        cfg["metrics"]["pgm_weights_path"], out, f"{KEY}.metrics.pgm_weights_path"
+    )
+    return [standin_pgm_weights(path, seed)]
+
+
 # what a CIFAR-10 paper run downloads -> the writer of its stand-in
 WRITERS: dict[str, Callable[[dict, Path, int], list[Path]]] = {
     "cifar10": write_batches,
     "teacher": write_teacher,
     "released_student": write_released_student,
     "inception": write_inception,
+    "pgm_inception": write_pgm_inception,
 }
 
 
