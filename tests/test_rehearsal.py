@@ -157,7 +157,7 @@ def test_cifar10_checkpoints_in_the_published_containers(tmp_path):
     c10 = get_setting("cifar10")
     for name, kind in (("teacher", "product"), ("released_student", "mixture")):
         card = c10.fetch(cfg, name, pins=None)
-        assert card.kind == kind and card.network == {"ch": 16}
+        assert card.kind == kind and card.network["ch"] == 16  # embedded in the file
         net = c10.load_net(card, "cpu")
         own = dict(net.named_parameters())
         ckpt = t if name == "teacher" else s
