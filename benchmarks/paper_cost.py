@@ -309,8 +309,8 @@ def _timed(fn, device, reps: int, warmup: int) -> list[tuple[float, float]]:
 def measure_distill(setting, cfg, size, device, batch_x, K, reps, warmup):
     """(wall, CPU) seconds of each of ``reps`` optimiser steps after ``warmup`` ones
     (the distill step's loss function inside :func:`di4c.train.train`)."""
-    from di4c.cli.distill import loss_rng, student_rules
-    from di4c.distill import di4c_loss, train_config
+    from di4c.cli.distill import batch_loss, student_rules
+    from di4c.distill import train_config
     from di4c.train import train
 
     model = next(m for m in sorted(cfg["models"]) if _is_distilled(cfg, m))
@@ -329,20 +329,7 @@ def measure_distill(setting, cfg, size, device, batch_x, K, reps, warmup):
     data = nets.training_data(
         cfg, teacher_net, batch_x * iters, torch.Generator().manual_seed(0)
     )
-    autocast = s.autocast(rules, device)
-
-    def loss_fn(batch, gen):
-        x0, cond = s.batch_inputs(cfg, rules, batch, gen, shape)
-        with autocast:
-            return di4c_loss(
-                student,
-                teacher,
-                process,
-                x0.to(device),
-                rules,
-                cond=None if cond is None else cond.to(device),
-                rng=loss_rng(gen, device),
-            )
+    loss_fn = batch_loss(s, cfg, rules, student, teacher, process, device, shape)
 
     stamps = []
 

@@ -49,6 +49,29 @@ def loss_rng(gen: torch.Generator, device: torch.device) -> BatchRNG:
     return BatchRNG(torch.Generator(device).manual_seed(seed), device)
 
 
+def batch_loss(setting, cfg, rules, student, teacher, process, device, shape=None):
+    """The training loop's loss of one batch (``loss_fn(batch, gen)``): the setting's
+    inputs, then :func:`di4c.distill.di4c_loss` under the setting's autocast with the
+    loop's randomness (:func:`loss_rng`)."""
+    autocast = setting.autocast(rules, device)
+
+    def loss_fn(batch, gen):
+        x0, cond = setting.batch_inputs(cfg, rules, batch, gen, shape)
+        rng = loss_rng(gen, device)
+        with autocast:
+            return di4c_loss(
+                student,
+                teacher,
+                process,
+                x0.to(device),
+                rules,
+                cond=None if cond is None else cond.to(device),
+                rng=rng,
+            )
+
+    return loss_fn
+
+
 def main(args) -> None:
     cfg = step_config(args)
     setting = get_setting(args.setting)
@@ -67,23 +90,10 @@ def main(args) -> None:
     shape = (
         setting.image_shape(cfg, data_dir) if hasattr(setting, "image_shape") else None
     )
-    autocast = setting.autocast(rules, device)
     if teacher.is_mixture:
         print(f"[distill] mixture teacher (di4c^2): K-averaged marginals, K={rules.K}")
 
-    def loss_fn(batch, gen):
-        x0, cond = setting.batch_inputs(cfg, rules, batch, gen, shape)
-        rng = loss_rng(gen, device)
-        with autocast:
-            return di4c_loss(
-                student,
-                teacher,
-                process,
-                x0.to(device),
-                rules,
-                cond=None if cond is None else cond.to(device),
-                rng=rng,
-            )
+    loss_fn = batch_loss(setting, cfg, rules, student, teacher, process, device, shape)
 
     out = Path(args.out_dir)
     print(

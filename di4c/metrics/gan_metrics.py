@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 from di4c.artifacts import atomic_path, save_torch, sha256_file
 from di4c.config import ConfigError
 from di4c.download import MissingWeightsError, RemoteFile, fetch
-from di4c.metrics.image_quality import InsufficientSamplesError
+from di4c.metrics.image_quality import InsufficientSamplesError, check_uint8_images
 
 __all__ = [
     "PGM_BATCH_SIZE",
@@ -279,20 +279,7 @@ class _UnitImages(Dataset):
     """uint8 (N, C, H, W) images as float [0, 1] RGB, as ``ToTensor`` reads a PNG."""
 
     def __init__(self, images: Tensor):
-        if (
-            not torch.is_tensor(images)
-            or images.dtype != torch.uint8
-            or images.dim() != 4
-        ):
-            got = (
-                (images.dtype, tuple(images.shape))
-                if torch.is_tensor(images)
-                else type(images)
-            )
-            raise ValueError(f"images must be a uint8 tensor (N, C, H, W); got {got}")
-        if images.shape[1] not in (1, 3):
-            raise ValueError(f"images must have 1 or 3 channels; got {images.shape[1]}")
-        self.images = images
+        self.images = check_uint8_images(images)
 
     def __len__(self) -> int:
         return self.images.shape[0]

@@ -374,24 +374,26 @@ def _spec(
     return spec
 
 
+def check_uint8_images(images: Tensor) -> Tensor:
+    """``images`` if it is a uint8 (N, C, H, W) tensor with 1 or 3 channels (the
+    input of every image metric here), else a ValueError saying what it is."""
+    if not torch.is_tensor(images) or images.dtype != torch.uint8 or images.dim() != 4:
+        got = (
+            (images.dtype, tuple(images.shape))
+            if torch.is_tensor(images)
+            else type(images)
+        )
+        raise ValueError(f"images must be a uint8 tensor (N, C, H, W); got {got}")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels; got {images.shape[1]}")
+    return images
+
+
 class _UInt8Images(Dataset):
     """uint8 (N, C, H, W) images as a torch-fidelity input (grey -> RGB if asked)."""
 
     def __init__(self, images: Tensor, rgb: bool):
-        if (
-            not torch.is_tensor(images)
-            or images.dtype != torch.uint8
-            or images.dim() != 4
-        ):
-            got = (
-                (images.dtype, tuple(images.shape))
-                if torch.is_tensor(images)
-                else type(images)
-            )
-            raise ValueError(f"images must be a uint8 tensor (N, C, H, W); got {got}")
-        if images.shape[1] not in (1, 3):
-            raise ValueError(f"images must have 1 or 3 channels; got {images.shape[1]}")
-        self.images = images
+        self.images = check_uint8_images(images)
         self.rgb = rgb
 
     def __len__(self):
